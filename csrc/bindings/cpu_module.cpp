@@ -1,0 +1,98 @@
+// histgpu._cpu: thin pybind11 layer over the CPU engine. The GIL is released while counting.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/view_args.hpp"
+#include "core/histogram.hpp"
+#include "cpu/engine.hpp"
+
+namespace py = pybind11;
+using namespace histgpu;
+using bindings::make_view;
+using bindings::stats_tuple;
+using Shape = std::vector<std::int64_t>;
+
+namespace {
+
+template <class T> py::array_t<T> to_numpy(const std::vector<T>& v) {
+  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+py::tuple v2_tuple(const V2Result& r) {
+  return py::make_tuple(to_numpy(r.edges), to_numpy(r.counts), stats_tuple(r.stats));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "histgpu CPU engine (internal; use the histgpu package)";
+
+  m.def("range_stats",
+        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
+           std::uint64_t mult, int threads, const std::string& isa) {
+          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
+          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
+          RangeStats s;
+          {
+            py::gil_scoped_release nogil;
+            s = engine.range(v);
+          }
+          s.num *= mult; s.nan *= mult; s.posinf *= mult; s.neginf *= mult;
+          return stats_tuple(s);
+        },
+        "Finite min/max and value counts: (min, max, num, nan, posinf, neginf).");
+
+  m.def("histogram_v2",
+        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
+           std::uint64_t mult, std::int64_t k, int threads, const std::string& isa) {
+          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
+          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
+          V2Result r;
+          {
+            py::gil_scoped_release nogil;
+            r = histogram_v2(engine, v, k);
+          }
+          return v2_tuple(r);
+        },
+        "TensorBoard v2 buckets: (edges, counts, stats).");
+
+  m.def("histogram_v2_in_range",
+        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
+           std::uint64_t mult, std::int64_t k, double gmin, double gmax, std::uint64_t gnum,
+           int threads, const std::string& isa) {
+          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
+          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
+          V2Result r;
+          {
+            py::gil_scoped_release nogil;
+            const RangeStats local = engine.range(v);
+            r = histogram_v2_in_range(engine, v, k, local, gmin, gmax, gnum);
+          }
+          return v2_tuple(r);
+        },
+        "v2 buckets of a shard against a global range: (edges, counts, local stats).");
+
+  m.def("histogram_v1",
+        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
+           std::uint64_t mult, int threads, const std::string& isa) {
+          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
+          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
+          V1Result r;
+          {
+            py::gil_scoped_release nogil;
+            r = histogram_v1(engine, v);
+          }
+          return py::make_tuple(to_numpy(r.counts), stats_tuple(r.stats), r.sum, r.sum_squares);
+        },
+        "TensorFlow v1 buckets: (counts, stats, sum, sum_squares).");
+
+  m.def("v1_limits", [] { return to_numpy(v1_default_limits()); },
+        "TensorFlow's default v1 bucket limits.");
+  m.def("active_isa", [](const std::string& isa) { return std::string(cpu::kernels_named(isa).isa); },
+        py::arg("isa") = "");
+  m.def("supported_isas", &cpu::supported_isas);
+  m.attr("max_buckets") = kMaxBuckets;
+}

@@ -1,0 +1,47 @@
+// Turning the Python layer's (pointer, dtype code, shape, strides, multiplicity) into a view.
+// Shared by the CPU and CUDA modules.
+#pragma once
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "core/histogram.hpp"
+
+namespace histgpu::bindings {
+
+inline StridedView make_view(std::uintptr_t ptr, int dtype, const std::vector<std::int64_t>& shape,
+                             const std::vector<std::int64_t>& strides, std::uint64_t multiplicity) {
+  if (dtype < 0 || dtype >= static_cast<int>(DType::Count_))
+    throw std::invalid_argument("histgpu: unknown dtype code " + std::to_string(dtype));
+  if (shape.size() != strides.size()) throw std::invalid_argument("histgpu: shape/strides mismatch");
+  if (shape.size() > static_cast<std::size_t>(kMaxDims))
+    throw std::invalid_argument("histgpu: more than 32 dimensions");
+  StridedView v;
+  v.base = reinterpret_cast<const char*>(ptr);
+  v.dtype = static_cast<DType>(dtype);
+  v.multiplicity = multiplicity;
+  if (shape.empty()) {  // a 0-d array is one element
+    v.ndim = 1;
+    v.shape[0] = 1;
+    v.strides[0] = static_cast<std::int64_t>(dtype_size(v.dtype));
+    return v;
+  }
+  v.ndim = static_cast<int>(shape.size());
+  for (int d = 0; d < v.ndim; ++d) {
+    if (shape[d] < 0) throw std::invalid_argument("histgpu: negative extent");
+    v.shape[d] = shape[d];
+    v.strides[d] = strides[d];
+  }
+  return v;
+}
+
+namespace py = pybind11;
+
+inline py::tuple stats_tuple(const RangeStats& s) {
+  return py::make_tuple(s.min, s.max, s.num, s.nan, s.posinf, s.neginf);
+}
+
+}  // namespace histgpu::bindings

@@ -1,0 +1,90 @@
+#include "core/histogram.hpp"
+
+#include <cfloat>
+#include <cmath>
+#include <stdexcept>
+
+namespace histgpu {
+
+namespace {
+
+std::uint64_t times(std::uint64_t a, std::uint64_t m) {
+  std::uint64_t r;
+  if (__builtin_mul_overflow(a, m, &r))
+    throw std::overflow_error("histgpu: element count overflows 64 bits");
+  return r;
+}
+
+RangeStats repeated(RangeStats s, std::uint64_t m) {
+  s.num = times(s.num, m);
+  s.nan = times(s.nan, m);
+  s.posinf = times(s.posinf, m);
+  s.neginf = times(s.neginf, m);
+  return s;
+}
+
+}  // namespace
+
+V2Plan V2Plan::make(DType dtype, double min, double max, std::int64_t k) {
+  V2Plan p;
+  p.spec = V2Spec::make(min, max, k);
+  p.kernel = kernel_type(dtype);
+  if (p.kernel == KernelType::F32)
+    p.thresholds_f32 = v2_thresholds<float>(p.spec, static_cast<float>(min), static_cast<float>(max));
+  else
+    p.thresholds_f64 = v2_thresholds<double>(p.spec, min, max);
+  p.guess_lo = min;
+  p.guess_scale = p.spec.halved ? 0.5 / p.spec.width : 1.0 / p.spec.width;
+  return p;
+}
+
+V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int64_t k,
+                               const RangeStats& local_stats, double global_min,
+                               double global_max, std::uint64_t global_num) {
+  if (k < 0) k = 0;
+  if (k > kMaxBuckets) throw std::invalid_argument("histgpu: bucket count above 2^24");
+  V2Result r;
+  r.k = k;
+  r.stats = repeated(local_stats, view.multiplicity);
+  r.counts.assign(static_cast<std::size_t>(k), 0);
+  r.edges.assign(static_cast<std::size_t>(k) + 1, 0.0);
+  if (k == 0 || global_num == 0) return r;  // TensorBoard: k rows of zeros
+  if (global_max - global_min == 0.0) {
+    // One distinct value: every edge is the value and the last bucket holds everything.
+    r.edges.assign(static_cast<std::size_t>(k) + 1, global_max);
+    r.counts[k - 1] = r.stats.num;
+    return r;
+  }
+  const V2Plan plan = V2Plan::make(view.dtype, global_min, global_max, k);
+  r.edges = plan.spec.edges();
+  if (local_stats.num == 0) return r;
+  r.counts = engine.count_v2(view, plan, local_stats.nonfinite() != 0);
+  for (auto& c : r.counts) c = times(c, view.multiplicity);
+  return r;
+}
+
+V2Result histogram_v2(Engine& engine, const StridedView& view, std::int64_t k) {
+  const RangeStats s = engine.range(view);
+  return histogram_v2_in_range(engine, view, k, s, s.min, s.max, s.num);
+}
+
+V1Result histogram_v1(Engine& engine, const StridedView& view) {
+  V1Raw raw = engine.v1(view);
+  V1Result r;
+  r.stats = repeated(raw.stats, view.multiplicity);
+  r.counts = std::move(raw.counts);
+  for (auto& c : r.counts) c = times(c, view.multiplicity);
+  if (r.stats.num == 0) {  // TensorFlow's Histogram starts from these
+    r.stats.min = DBL_MAX;
+    r.stats.max = -DBL_MAX;
+  }
+  if (view.multiplicity != 1) {
+    raw.sum.mul(view.multiplicity);
+    raw.sumsq.mul(view.multiplicity);
+  }
+  r.sum = raw.sum.to_double();
+  r.sum_squares = raw.sumsq.to_double();
+  return r;
+}
+
+}  // namespace histgpu

@@ -1,0 +1,69 @@
+// Engine-independent driver: what a histogram is, given an engine that can scan memory.
+// The CPU and CUDA engines implement `Engine`; thresholds, special cases (empty, one value,
+// zero buckets), repeated elements and result assembly are decided here, once, for both.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/exact_sum.hpp"
+#include "core/thresholds.hpp"
+#include "core/types.hpp"
+
+namespace histgpu {
+
+// Everything a v2 count pass needs, computed on the host from the global range.
+struct V2Plan {
+  V2Spec spec;
+  KernelType kernel = KernelType::F32;
+  std::vector<float> thresholds_f32;   // T[0..k] when kernel == F32
+  std::vector<double> thresholds_f64;  // T[0..k] when kernel == F64
+  double guess_lo = 0.0;               // first guess of a bucket: (x - lo) * scale
+  double guess_scale = 0.0;
+
+  static V2Plan make(DType dtype, double min, double max, std::int64_t k);
+};
+
+// One pass over fixed TensorFlow limits: counts, range, non-finite counts, exact sums.
+struct V1Raw {
+  std::vector<std::uint64_t> counts;  // one per v1_default_limits() entry
+  RangeStats stats;
+  BigFixed sum, sumsq;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual RangeStats range(const StridedView& view) = 0;
+  // Counts of the finite values per bucket (k of them), ignoring view.multiplicity.
+  virtual std::vector<std::uint64_t> count_v2(const StridedView& view, const V2Plan& plan,
+                                              bool has_nonfinite) = 0;
+  virtual V1Raw v1(const StridedView& view) = 0;
+};
+
+struct V2Result {
+  std::int64_t k = 0;
+  std::vector<double> edges;            // k + 1 (all zero for empty data, k + 1 copies of the
+                                        // value when all values are equal)
+  std::vector<std::uint64_t> counts;    // k
+  RangeStats stats;                     // counts include the view's multiplicity
+};
+
+struct V1Result {
+  std::vector<std::uint64_t> counts;
+  RangeStats stats;                     // min/max are DBL_MAX/-DBL_MAX for no finite values
+  double sum = 0.0, sum_squares = 0.0;
+};
+
+// Buckets of finite values per TensorBoard's summary_v2._buckets (DESIGN 1.1, 1.2).
+V2Result histogram_v2(Engine& engine, const StridedView& view, std::int64_t k);
+// Same, with the range given (a shard of a larger tensor: the global min/max).
+V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int64_t k,
+                               const RangeStats& local_stats, double global_min,
+                               double global_max, std::uint64_t global_num);
+// TensorFlow's v1 HistogramProto content (DESIGN 1.3), before bucket collapsing.
+V1Result histogram_v1(Engine& engine, const StridedView& view);
+
+// Largest accepted bucket count.
+constexpr std::int64_t kMaxBuckets = std::int64_t(1) << 24;
+
+}  // namespace histgpu

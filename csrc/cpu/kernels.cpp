@@ -1,0 +1,396 @@
+// CPU inner loops. Compiled once per instruction set with -DHISTGPU_ISA=<name>; everything
+// here lives in namespace histgpu::cpu::<name>. Plain loops are written so that the compiler
+// vectorises them for the target; the AVX-512 build adds a hand-vectorised v2 count path.
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/thresholds.hpp"
+#include "cpu/kernels.hpp"
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#define HISTGPU_HAVE_AVX512 1
+#endif
+
+#ifndef HISTGPU_ISA
+#error "compile with -DHISTGPU_ISA=<isa name>"
+#endif
+
+namespace histgpu::cpu::HISTGPU_ISA {
+namespace {
+
+template <class K> using KeyOf = typename FloatBits<K>::UInt;
+
+// ---- range pass --------------------------------------------------------------------------
+
+template <class K> void range_block(const K* x, std::size_t n, RangeAcc<K>& acc) {
+  using B = FloatBits<K>;
+  using Key = KeyOf<K>;
+  using SKey = std::make_signed_t<Key>;
+  constexpr int kTop = static_cast<int>(sizeof(Key) * 8) - 1;
+  using AliasKey __attribute__((may_alias)) = Key;
+  const AliasKey* bits = reinterpret_cast<const AliasKey*>(x);
+  Key lo = acc.kmin, hi = acc.kmax, nonfinite = 0;
+  // Branch-free so that it vectorises: a non-finite value gets key ~0 for min and 0 for max.
+  for (std::size_t i = 0; i < n; ++i) {
+    const Key b = bits[i];
+    const Key key = b ^ (static_cast<Key>(static_cast<SKey>(b) >> kTop) | B::kSign);
+    const Key bad = static_cast<Key>((b & B::kExpMask) == B::kExpMask);
+    const Key keep = bad - 1;  // all ones for finite values
+    lo = std::min(lo, key | ~keep);
+    hi = std::max(hi, key & keep);
+    nonfinite += bad;
+  }
+  acc.kmin = lo;
+  acc.kmax = hi;
+  acc.num += n - nonfinite;
+  if (nonfinite) {  // rare: say which kind
+    for (std::size_t i = 0; i < n; ++i) {
+      const K v = x[i];
+      if (std::isnan(v)) ++acc.nan;
+      else if (std::isinf(v)) (v > 0 ? acc.posinf : acc.neginf) += 1;
+    }
+  }
+}
+
+// ---- counting against thresholds ----------------------------------------------------------
+
+// Bucket of finite x from the whole table: how many of T[1..nb-1] are <= x.
+// (Hand-written rather than std::upper_bound so that no out-of-namespace template is built
+// with this translation unit's instruction set.)
+template <class K> inline std::int32_t search_bucket(K x, const K* t, std::int32_t nb) {
+  std::int32_t lo = 1, count = nb - 1;  // first index in [1, nb) with t[i] > x
+  while (count > 0) {
+    const std::int32_t half = count / 2;
+    if (t[lo + half] <= x) {
+      lo += half + 1;
+      count -= half + 1;
+    } else {
+      count = half;
+    }
+  }
+  return lo - 1;
+}
+
+// x = m * 2^(E - bias): add the signed m and m*m into the bins of E (core/exact_sum.hpp).
+template <class K> inline void add_exact(ExactBins<K>& bins, K x) {
+  using B = FloatBits<K>;
+  using Key = KeyOf<K>;
+  const Key u = bits_of(x);
+  const int field = static_cast<int>((u & B::kExpMask) >> B::kMantBits);
+  const Key frac = u & ((Key(1) << B::kMantBits) - 1);
+  const int e = field ? field : 1;
+  const Key m = field ? (frac | (Key(1) << B::kMantBits)) : frac;
+  bins.sum[e] += (u & B::kSign) ? -static_cast<int128>(m) : static_cast<int128>(m);
+  bins.sumsq[e] += static_cast<uint128>(m) * m;
+  bins.note_square_added();
+}
+
+// Moves each guess g[i] to the bucket with T[g] <= x < T[g+1] and counts it.
+template <class K, bool kSkipNonfinite>
+void fix_and_count(const K* x, std::size_t n, std::int32_t* g, const CountArgs<K>& a,
+                   std::uint64_t* hist) {
+  const K* t = a.thresholds;
+  const std::int32_t nb = a.nb;
+  const std::size_t lane_mask = static_cast<std::size_t>(a.lanes - 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const K xi = x[i];
+    if (kSkipNonfinite && !(std::fabs(xi) <= std::numeric_limits<K>::max())) continue;
+    std::int32_t gi = g[i];
+    if (xi >= t[gi + 1]) {
+      ++gi;
+      if (xi >= t[gi + 1]) gi = search_bucket(xi, t, nb);
+    } else if (xi < t[gi]) {
+      --gi;
+      if (xi < t[gi]) gi = search_bucket(xi, t, nb);
+    }
+    hist[(i & lane_mask) * nb + gi] += 1;
+  }
+}
+
+template <class K> void count_v2_generic(const K* x, std::size_t n, const CountArgs<K>& a,
+                                         std::uint64_t* hist) {
+  std::int32_t g[kBlock];
+  const K gmax = static_cast<K>(a.nb - 1);
+  // First guess, vectorised: (x - lo) * scale, clamped (NaN lands on 0 and is skipped later).
+  for (std::size_t i = 0; i < n; ++i) {
+    K q = (x[i] - a.lo) * a.scale;
+    q = q > K(0) ? q : K(0);
+    q = q < gmax ? q : gmax;
+    g[i] = static_cast<std::int32_t>(q);
+  }
+  if (a.skip_nonfinite) fix_and_count<K, true>(x, n, g, a, hist);
+  else fix_and_count<K, false>(x, n, g, a, hist);
+}
+
+#if HISTGPU_HAVE_AVX512
+// float32 with at most 32 buckets, no per-element memory writes:
+//  1. bucket: guess (x - lo) * scale, then fix it against both neighbouring thresholds, which
+//     two-register permutes fetch from the 32-entry tables;
+//  2. count: each lane's bucket becomes a one-hot bit (1 << g), and a Harley-Seal carry-save
+//     adder tree sums 16 such vectors into bit-sliced counters; only every 16th vector's carry
+//     is turned into integer counts (one mask test + popcount per bucket).
+// Scalar increments would cost about a cycle per element on their own; this costs a fraction.
+struct BucketsF32x16 {
+  __m512 low0, low1, high0, high1, lo, scale, gmax;
+  const float* t;
+  std::int32_t nb;
+  bool skip_nonfinite;
+
+  explicit BucketsF32x16(const CountArgs<float>& a) : t(a.thresholds), nb(a.nb), skip_nonfinite(a.skip_nonfinite) {
+    alignas(64) float low[32], high[32];
+    for (int g = 0; g < 32; ++g) {
+      low[g] = g < nb ? t[g] : -std::numeric_limits<float>::infinity();
+      high[g] = g < nb ? t[g + 1] : std::numeric_limits<float>::infinity();
+    }
+    low0 = _mm512_load_ps(low);
+    low1 = _mm512_load_ps(low + 16);
+    high0 = _mm512_load_ps(high);
+    high1 = _mm512_load_ps(high + 16);
+    lo = _mm512_set1_ps(a.lo);
+    scale = _mm512_set1_ps(a.scale);
+    gmax = _mm512_set1_ps(static_cast<float>(nb - 1));
+  }
+
+  // One-hot bucket bits of 16 values (0 for values left out).
+  inline __m512i one_hot(const float* x) const {
+    const __m512 xv = _mm512_loadu_ps(x);
+    __m512 q = _mm512_mul_ps(_mm512_sub_ps(xv, lo), scale);
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), gmax);  // max(NaN, 0) gives 0
+    __m512i g = _mm512_cvttps_epi32(q);
+    const __m512 tl = _mm512_permutex2var_ps(low0, g, low1);
+    const __m512 th = _mm512_permutex2var_ps(high0, g, high1);
+    const __mmask16 up = _mm512_cmp_ps_mask(xv, th, _CMP_GE_OQ);
+    const __mmask16 down = _mm512_cmp_ps_mask(xv, tl, _CMP_LT_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
+    g = _mm512_mask_add_epi32(g, up, g, one);
+    g = _mm512_mask_sub_epi32(g, down, g, one);
+    const __mmask16 finite =
+        skip_nonfinite ? _mm512_cmp_ps_mask(_mm512_abs_ps(xv), _mm512_set1_ps(FLT_MAX), _CMP_LE_OQ)
+                       : __mmask16(0xffff);
+    // Lanes that moved may need more than one step (only for huge bucket counts or ranges).
+    if (const unsigned moved = (up | down) & finite) {
+      alignas(64) std::int32_t gb[16];
+      _mm512_store_si512(gb, g);
+      for (unsigned m = moved; m; m &= m - 1) {
+        const int l = __builtin_ctz(m);
+        if (!(t[gb[l]] <= x[l] && x[l] < t[gb[l] + 1])) gb[l] = search_bucket(x[l], t, nb);
+      }
+      g = _mm512_load_si512(gb);
+    }
+    return _mm512_maskz_sllv_epi32(finite, one, g);
+  }
+};
+
+// Adds weight * (number of lanes with bit p set) to hist[p] for every bucket p.
+inline void add_bit_counts(__m512i v, std::uint64_t weight, std::int32_t nb, std::uint64_t* hist) {
+  for (std::int32_t p = 0; p < nb; ++p) {
+    const __mmask16 m = _mm512_test_epi32_mask(v, _mm512_set1_epi32(1 << p));
+    hist[p] += static_cast<std::uint64_t>(__builtin_popcount(m)) * weight;
+  }
+}
+
+// Carry-save adder: (high, low) = a + b + c, bitwise.
+inline void csa(__m512i& high, __m512i& low, __m512i a, __m512i b, __m512i c) {
+  low = _mm512_ternarylogic_epi32(a, b, c, 0x96);   // a ^ b ^ c
+  high = _mm512_ternarylogic_epi32(a, b, c, 0xe8);  // majority(a, b, c)
+}
+
+void count_v2_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a,
+                         std::uint64_t* hist) {
+  const BucketsF32x16 buckets(a);
+  const std::int32_t nb = a.nb;
+  __m512i ones = _mm512_setzero_si512(), twos = ones, fours = ones, eights = ones;
+  std::size_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
+    const float* p = x + i;
+    csa(twos_a, ones, ones, buckets.one_hot(p), buckets.one_hot(p + 16));
+    csa(twos_b, ones, ones, buckets.one_hot(p + 32), buckets.one_hot(p + 48));
+    csa(fours_a, twos, twos, twos_a, twos_b);
+    csa(twos_a, ones, ones, buckets.one_hot(p + 64), buckets.one_hot(p + 80));
+    csa(twos_b, ones, ones, buckets.one_hot(p + 96), buckets.one_hot(p + 112));
+    csa(fours_b, twos, twos, twos_a, twos_b);
+    csa(eights_a, fours, fours, fours_a, fours_b);
+    csa(twos_a, ones, ones, buckets.one_hot(p + 128), buckets.one_hot(p + 144));
+    csa(twos_b, ones, ones, buckets.one_hot(p + 160), buckets.one_hot(p + 176));
+    csa(fours_a, twos, twos, twos_a, twos_b);
+    csa(twos_a, ones, ones, buckets.one_hot(p + 192), buckets.one_hot(p + 208));
+    csa(twos_b, ones, ones, buckets.one_hot(p + 224), buckets.one_hot(p + 240));
+    csa(fours_b, twos, twos, twos_a, twos_b);
+    csa(eights_b, fours, fours, fours_a, fours_b);
+    csa(sixteens, eights, eights, eights_a, eights_b);
+    add_bit_counts(sixteens, 16, nb, hist);
+  }
+  for (; i + 16 <= n; i += 16) add_bit_counts(buckets.one_hot(x + i), 1, nb, hist);
+  add_bit_counts(ones, 1, nb, hist);
+  add_bit_counts(twos, 2, nb, hist);
+  add_bit_counts(fours, 4, nb, hist);
+  add_bit_counts(eights, 8, nb, hist);
+  if (i < n) count_v2_generic<float>(x + i, n - i, a, hist);
+}
+#endif
+
+void count_v2_f32(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* hist) {
+#if HISTGPU_HAVE_AVX512
+  if (a.nb <= 32) return count_v2_f32_avx512(x, n, a, hist);
+#endif
+  count_v2_generic<float>(x, n, a, hist);
+}
+
+void count_v2_f64(const double* x, std::size_t n, const CountArgs<double>& a, std::uint64_t* hist) {
+  count_v2_generic<double>(x, n, a, hist);
+}
+
+// ---- v1: fixed TensorFlow limits, range, non-finite counts and exact sums in one read -------
+
+template <class K> void v1_block(const K* x, std::size_t n, const CountArgs<K>& a,
+                                 std::uint64_t* hist, V1Acc<K>& acc) {
+  using B = FloatBits<K>;
+  using Key = KeyOf<K>;
+  constexpr int kShift = static_cast<int>(sizeof(Key) * 8) - kV1GuessBits;
+  const K* t = a.thresholds;
+  const std::int32_t nb = a.nb;
+  const std::size_t lane_mask = static_cast<std::size_t>(a.lanes - 1);
+  RangeAcc<K>& r = acc.range;
+  Key lo = r.kmin, hi = r.kmax;
+  for (std::size_t i = 0; i < n; ++i) {
+    const K xi = x[i];
+    const Key b = bits_of(xi);
+    if (!is_finite_bits<K>(b)) {
+      if (std::isnan(xi)) ++r.nan;
+      else (xi > 0 ? r.posinf : r.neginf) += 1;
+      continue;
+    }
+    const Key key = (b & B::kSign) ? ~b : (b | B::kSign);
+    lo = std::min(lo, key);
+    hi = std::max(hi, key);
+    // The guess never overshoots: it is the bucket of the smallest value with this prefix.
+    std::int32_t g = a.guess_table[key >> kShift];
+    while (xi >= t[g + 1]) ++g;
+    hist[(i & lane_mask) * nb + g] += 1;
+    ++r.num;
+    add_exact(acc.sums, xi);
+  }
+  r.kmin = lo;
+  r.kmax = hi;
+}
+
+void v1_f32(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* h, V1Acc<float>& acc) {
+  v1_block<float>(x, n, a, h, acc);
+}
+void v1_f64(const double* x, std::size_t n, const CountArgs<double>& a, std::uint64_t* h, V1Acc<double>& acc) {
+  v1_block<double>(x, n, a, h, acc);
+}
+
+// ---- exact conversion of every accepted dtype ---------------------------------------------
+
+float decode_small_float(unsigned b, int exp_bits, int mant_bits, bool has_inf) {
+  const int bias = (1 << (exp_bits - 1)) - 1;
+  const unsigned e = (b >> mant_bits) & ((1u << exp_bits) - 1);
+  const unsigned m = b & ((1u << mant_bits) - 1);
+  const bool neg = (b >> (exp_bits + mant_bits)) & 1;
+  float v;
+  const unsigned emax = (1u << exp_bits) - 1;
+  if (has_inf && e == emax) v = m ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  else if (!has_inf && e == emax && m == (1u << mant_bits) - 1) v = std::numeric_limits<float>::quiet_NaN();
+  else if (e == 0) v = std::ldexp(static_cast<float>(m), 1 - bias - mant_bits);
+  else v = std::ldexp(static_cast<float>(m | (1u << mant_bits)), static_cast<int>(e) - bias - mant_bits);
+  return neg ? -v : v;
+}
+
+struct ByteTables {
+  float boolean[256], int8[256], uint8[256], e4m3fn[256], e5m2[256];
+  ByteTables() {
+    for (unsigned b = 0; b < 256; ++b) {
+      boolean[b] = b ? 1.0f : 0.0f;
+      int8[b] = static_cast<float>(static_cast<std::int8_t>(b));
+      uint8[b] = static_cast<float>(b);
+      e4m3fn[b] = decode_small_float(b, 4, 3, false);
+      e5m2[b] = decode_small_float(b, 5, 2, true);
+    }
+  }
+};
+const ByteTables& byte_tables() {
+  static const ByteTables t;
+  return t;
+}
+
+template <class S, class K> void cast_strided(const char* p, std::int64_t stride, std::size_t n, K* out) {
+  if (stride == static_cast<std::int64_t>(sizeof(S))) {
+    S tmp[kBlock];
+    std::memcpy(tmp, p, n * sizeof(S));
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<K>(tmp[i]);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      S v;
+      std::memcpy(&v, p + static_cast<std::int64_t>(i) * stride, sizeof v);
+      out[i] = static_cast<K>(v);
+    }
+  }
+}
+
+void lookup_bytes(const float* table, const char* p, std::int64_t stride, std::size_t n, float* out) {
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = table[static_cast<unsigned char>(p[static_cast<std::int64_t>(i) * stride])];
+}
+
+void bf16_to_f32(const char* p, std::int64_t stride, std::size_t n, float* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t h;
+    std::memcpy(&h, p + static_cast<std::int64_t>(i) * stride, 2);
+    const std::uint32_t u = static_cast<std::uint32_t>(h) << 16;
+    std::memcpy(out + i, &u, 4);
+  }
+}
+
+void to_f32(DType t, const char* p, std::int64_t stride, std::size_t n, float* out) {
+  const ByteTables& bt = byte_tables();
+  switch (t) {
+    case DType::Bool: return lookup_bytes(bt.boolean, p, stride, n, out);
+    case DType::Int8: return lookup_bytes(bt.int8, p, stride, n, out);
+    case DType::UInt8: return lookup_bytes(bt.uint8, p, stride, n, out);
+    case DType::Float8E4M3FN: return lookup_bytes(bt.e4m3fn, p, stride, n, out);
+    case DType::Float8E5M2: return lookup_bytes(bt.e5m2, p, stride, n, out);
+    case DType::Int16: return cast_strided<std::int16_t>(p, stride, n, out);
+    case DType::UInt16: return cast_strided<std::uint16_t>(p, stride, n, out);
+    case DType::Float16: return cast_strided<_Float16>(p, stride, n, out);
+    case DType::BFloat16: return bf16_to_f32(p, stride, n, out);
+    case DType::Float32: return cast_strided<float>(p, stride, n, out);
+    default: throw std::logic_error("histgpu: dtype is not counted in float32");
+  }
+}
+
+void to_f64(DType t, const char* p, std::int64_t stride, std::size_t n, double* out) {
+  switch (t) {
+    case DType::Int32: return cast_strided<std::int32_t>(p, stride, n, out);
+    case DType::UInt32: return cast_strided<std::uint32_t>(p, stride, n, out);
+    case DType::Int64: return cast_strided<std::int64_t>(p, stride, n, out);
+    case DType::UInt64: return cast_strided<std::uint64_t>(p, stride, n, out);
+    case DType::Float64: return cast_strided<double>(p, stride, n, out);
+    default: throw std::logic_error("histgpu: dtype is not counted in float64");
+  }
+}
+
+#define HISTGPU_STR2(x) #x
+#define HISTGPU_STR(x) HISTGPU_STR2(x)
+
+}  // namespace
+
+const KernelTable& kernels() {
+  static const KernelTable table{
+      HISTGPU_STR(HISTGPU_ISA),
+      range_block<float>, range_block<double>,
+      count_v2_f32, count_v2_f64,
+      v1_f32, v1_f64,
+      to_f32, to_f64,
+  };
+  return table;
+}
+
+}  // namespace histgpu::cpu::HISTGPU_ISA

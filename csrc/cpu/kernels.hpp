@@ -1,0 +1,69 @@
+// The innermost loops of the CPU engine. csrc/cpu/kernels.cpp is compiled once per
+// instruction set (baseline, AVX2, AVX-512); dispatch.cpp picks one table at run time.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/exact_sum.hpp"
+#include "core/ordered.hpp"
+#include "core/types.hpp"
+
+namespace histgpu::cpu {
+
+// Elements handed to a kernel at once; strided or narrow inputs are converted into a
+// per-thread buffer of this size, so no temporary grows with the input.
+constexpr std::size_t kBlock = 2048;
+
+template <class K> struct RangeAcc {
+  using Key = typename FloatBits<K>::UInt;
+  Key kmin = ~Key(0);  // ordered keys of the finite min / max
+  Key kmax = 0;
+  std::uint64_t num = 0, nan = 0, posinf = 0, neginf = 0;
+  void merge(const RangeAcc& o) {
+    if (o.kmin < kmin) kmin = o.kmin;
+    if (o.kmax > kmax) kmax = o.kmax;
+    num += o.num; nan += o.nan; posinf += o.posinf; neginf += o.neginf;
+  }
+};
+
+// Counting against a threshold table T[0..nb] (core/thresholds.hpp).
+// hist has `lanes` private copies of nb counters, so that repeated hits of one bucket do
+// not serialise on one memory cell, plus one spare counter (lanes * nb) that kernels may use
+// as a bin for values they leave out.
+template <class K> struct CountArgs {
+  const K* thresholds = nullptr;
+  std::int32_t nb = 0;
+  std::int32_t lanes = 1;  // a power of two
+  bool skip_nonfinite = false;
+  // v2 first guess: (x - lo) * scale, clamped to [0, nb - 1].
+  K lo = 0, scale = 0;
+  // v1 first guess: guess_table[ordered_key(x) >> (bits - 16)].
+  const std::int32_t* guess_table = nullptr;
+};
+
+template <class K> struct V1Acc {
+  RangeAcc<K> range;
+  ExactBins<K> sums;
+};
+
+struct KernelTable {
+  const char* isa;
+  void (*range_f32)(const float*, std::size_t, RangeAcc<float>&);
+  void (*range_f64)(const double*, std::size_t, RangeAcc<double>&);
+  void (*count_v2_f32)(const float*, std::size_t, const CountArgs<float>&, std::uint64_t*);
+  void (*count_v2_f64)(const double*, std::size_t, const CountArgs<double>&, std::uint64_t*);
+  void (*v1_f32)(const float*, std::size_t, const CountArgs<float>&, std::uint64_t*, V1Acc<float>&);
+  void (*v1_f64)(const double*, std::size_t, const CountArgs<double>&, std::uint64_t*, V1Acc<double>&);
+  // Gather n elements of `dtype` at `p` (byte stride `stride`) into `out`, exactly converted.
+  void (*to_f32)(DType dtype, const char* p, std::int64_t stride, std::size_t n, float* out);
+  void (*to_f64)(DType dtype, const char* p, std::int64_t stride, std::size_t n, double* out);
+};
+
+namespace baseline { const KernelTable& kernels(); }
+namespace avx2 { const KernelTable& kernels(); }
+namespace avx512 { const KernelTable& kernels(); }
+
+// The best table this CPU supports (or the one HISTGPU_CPU_ISA names).
+const KernelTable& best_kernels();
+
+}  // namespace histgpu::cpu

@@ -1,0 +1,74 @@
+"""Validation of the options every entry point shares: buckets, threads, non-finite policy."""
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+from typing import Optional
+
+DEFAULT_BUCKETS = 30  # TensorBoard's DEFAULT_BUCKET_COUNT
+MAX_BUCKETS = 1 << 24
+NONFINITE_MODES = ("omit", "raise")
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """NaN or infinite values were left out of a histogram (they are counted separately)."""
+
+
+def bucket_count(buckets: object) -> int:
+    """TensorBoard's rules: None means 30, a negative count means 0."""
+    if buckets is None:
+        return DEFAULT_BUCKETS
+    if isinstance(buckets, bool) or not isinstance(buckets, numbers.Integral):
+        raise TypeError(f"buckets must be an integer or None, not {type(buckets).__name__} {buckets!r}")
+    k = int(buckets)
+    if k > MAX_BUCKETS:
+        raise ValueError(f"buckets={k} is above the limit of 2**24 = {MAX_BUCKETS}")
+    return max(k, 0)
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def default_num_threads() -> int:
+    """Cores this process may run on (respects affinity masks and cgroup-limited CPU sets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def num_threads(requested: Optional[int]) -> int:
+    """`num_threads=` wins, then HISTGPU_NUM_THREADS, then every usable core."""
+    if requested is not None:
+        return _positive_int(requested, "num_threads")
+    env = os.environ.get("HISTGPU_NUM_THREADS")
+    if env:
+        try:
+            return _positive_int(int(env), "HISTGPU_NUM_THREADS")
+        except ValueError:
+            raise ValueError(f"HISTGPU_NUM_THREADS must be a positive integer, got {env!r}") from None
+    return default_num_threads()
+
+
+def nonfinite_mode(mode: str) -> str:
+    if mode not in NONFINITE_MODES:
+        raise ValueError(f"nonfinite must be one of {NONFINITE_MODES}, got {mode!r}")
+    return mode
+
+
+def apply_nonfinite_policy(mode: str, nan: int, posinf: int, neginf: int, stacklevel: int = 3) -> None:
+    """Warn about (mode 'omit') or refuse (mode 'raise') data holding NaN or infinities."""
+    if nan + posinf + neginf == 0:
+        return
+    what = f"{nan} NaN, {posinf} +Inf and {neginf} -Inf value(s)"
+    if mode == "raise":
+        raise ValueError(f"histgpu: data holds {what} (nonfinite='raise')")
+    warnings.warn(
+        f"histgpu: left {what} out of the histogram; they are counted in .nan/.posinf/.neginf",
+        NonFiniteWarning,
+        stacklevel=stacklevel + 1,
+    )

@@ -1,0 +1,254 @@
+"""Drop-in ``tf.summary.histogram`` (and a v1 ``HistogramProto`` variant) computed by histgpu.
+
+Swap one import line::
+
+    import histgpu.summary as hsummary          # instead of tf.summary for histograms
+    with writer.as_default():
+        hsummary.histogram("layer1/weights", w, step=epoch)
+
+:func:`histogram` writes, for finite data, the very event ``tf.summary.histogram`` writes
+(same tag, plugin metadata, ``[k, 3]`` float64 tensor bytes and step), through the default
+``tf.summary`` writer, honouring name scopes, ``tf.summary.experimental.set_step`` and
+``tf.summary.record_if``. It works eagerly and inside ``tf.function``.
+
+Non-finite values
+-----------------
+``tf.summary.histogram`` turns the whole histogram into NaN when one NaN is present.
+histgpu leaves NaN/+-Inf out of the buckets (the buckets are those of the finite values)
+and makes them visible in TensorBoard with three companion *scalar* summaries, written only
+at steps where the data held any non-finite value::
+
+    <tag>/nonfinite/nan      number of NaN values
+    <tag>/nonfinite/posinf   number of +Inf values
+    <tag>/nonfinite/neginf   number of -Inf values
+
+They appear in the Scalars dashboard (and in the Time Series dashboard next to the
+histogram). Because they are written only when something is wrong, a run with finite data
+has exactly the events ``tf.summary.histogram`` would write. Pass ``nonfinite="raise"`` to
+fail instead (like TensorFlow's v1 op does).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.histogram import metadata as histogram_metadata
+
+import histgpu
+from histgpu import proto as _proto
+
+__all__ = ["histogram", "histogram_v1", "NONFINITE_SUFFIXES"]
+
+NONFINITE_SUFFIXES: Tuple[str, str, str] = _proto.NONFINITE_SUFFIXES
+_DEFAULT_BUCKETS = 30  # TensorBoard's DEFAULT_BUCKET_COUNT
+
+
+# ----------------------------------------------------------------------------- input
+
+
+@functools.lru_cache(maxsize=1)
+def _cuda_usable() -> bool:
+    try:
+        return bool(histgpu.build_info()["cuda"].get("device_available"))
+    except Exception:  # noqa: BLE001 - no CUDA engine at all
+        return False
+
+
+def _eager_input(data: Any) -> Any:
+    """What histgpu should read for an eager call, converted the way TensorFlow would.
+
+    Python numbers and lists go through ``tf.convert_to_tensor`` (so ``[0.1]`` is float32,
+    exactly as ``tf.summary.histogram`` sees it); arrays and tensors are read in place. A GPU
+    tensor is read on the GPU where histgpu has its CUDA engine, else copied to the host.
+    """
+    if isinstance(data, np.ndarray):
+        return data
+    if isinstance(data, (bool, int, float, list, tuple)):
+        return tf.convert_to_tensor(data)
+    if isinstance(data, (tf.Tensor, tf.Variable)) and "GPU" in (data.device or "").upper() and not _cuda_usable():
+        with tf.device("cpu:0"):
+            return tf.identity(data)
+    return data
+
+
+def _bucket_count_eager(buckets: Any) -> Optional[int]:
+    if buckets is None:
+        return None
+    if tf.is_tensor(buckets):
+        buckets = buckets.numpy()
+    return max(0, operator.index(buckets))
+
+
+def _nonfinite_counts(h: Any) -> np.ndarray:
+    return np.array([h.nan, h.posinf, h.neginf], dtype=np.int64)
+
+
+# -------------------------------------------------------------- companion scalars
+
+
+def _write_nonfinite(tag: str, counts: Any, step: Any) -> Any:
+    """Write ``<tag>/nonfinite/{nan,posinf,neginf}`` scalars (float64) to the default writer."""
+    results = []
+    for i, suffix in enumerate(NONFINITE_SUFFIXES):
+        results.append(
+            tf.summary.write(
+                tag=f"{tag}/{suffix}",
+                tensor=tf.cast(counts[i], tf.float64),
+                step=step,
+                metadata=_proto.nonfinite_metadata(tag, suffix),
+            )
+        )
+    return tf.reduce_all(tf.stack(results))
+
+
+# ------------------------------------------------------------------------ v2 histogram
+
+
+def histogram(
+    name: str,
+    data: Any,
+    step: Any = None,
+    buckets: Any = None,
+    description: Optional[str] = None,
+    *,
+    nonfinite: str = "omit",
+) -> Any:
+    """Write a histogram summary, computed by histgpu; drop-in for ``tf.summary.histogram``.
+
+    Parameters
+    ----------
+    name : str
+        Summary name; the tag is this name prefixed by the active name scopes.
+    data : array_like or tf.Tensor
+        Values of any shape (tensors on any device, variables, numpy arrays, lists),
+        castable to ``float64``.
+    step : int or tf.Tensor, optional
+        Step of this summary; defaults to ``tf.summary.experimental.get_step()``.
+    buckets : int, optional
+        Number of buckets (default 30; negative means 0).
+    description : str, optional
+        Markdown description shown in TensorBoard.
+    nonfinite : {"omit", "raise"}, optional
+        ``"omit"`` (default): NaN/+-Inf are left out of the buckets, counted, reported with a
+        :class:`histgpu.NonFiniteWarning`, and written as companion scalars
+        ``<tag>/nonfinite/{nan,posinf,neginf}`` (see the module docstring). ``"raise"``:
+        non-finite data is an error (``ValueError`` eagerly, ``InvalidArgumentError`` in a
+        ``tf.function``), and nothing is written.
+
+    Returns
+    -------
+    bool or tf.Tensor
+        True on success, False if no default summary writer exists (a bool tensor, as
+        ``tf.summary.histogram`` returns).
+
+    Raises
+    ------
+    ValueError
+        If a default writer exists and records, but no step was given and none is set.
+
+    Notes
+    -----
+    Nothing is computed unless a default writer exists and ``tf.summary.record_if`` is true.
+    In a ``tf.function`` the histogram is computed by a ``tf.numpy_function`` (so it cannot
+    be used under ``jit_compile=True``/XLA); eagerly, histgpu reads the tensor in place.
+    """
+    summary_metadata = histogram_metadata.create_summary_metadata(display_name=None, description=description)
+    with tf.summary.experimental.summary_scope(name, "histogram_summary", values=[data, buckets, step]) as (tag, _):
+
+        def bucket_tensor() -> tf.Tensor:
+            # Called by tf.summary.write only when it actually records: no work otherwise.
+            if tf.executing_eagerly():
+                h = histgpu.compute(_eager_input(data), _bucket_count_eager(buckets), nonfinite=nonfinite)
+                counts = _nonfinite_counts(h)
+                if counts.any():
+                    _write_nonfinite(tag, counts, step)
+                return tf.constant(h.to_tensor(), dtype=tf.float64)
+            return _graph_buckets(tag, data, buckets, step, nonfinite)
+
+        return tf.summary.write(tag=tag, tensor=bucket_tensor, step=step, metadata=summary_metadata)
+
+
+def _graph_buckets(tag: str, data: Any, buckets: Any, step: Any, nonfinite: str) -> tf.Tensor:
+    """Graph-mode body of :func:`histogram`: histgpu through a ``tf.numpy_function``."""
+    x = tf.convert_to_tensor(data)
+    k = buckets if tf.is_tensor(buckets) else tf.constant(_DEFAULT_BUCKETS if buckets is None else buckets)
+
+    def run(values: np.ndarray, k_value: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        h = histgpu.compute(values, max(0, int(k_value)), nonfinite=nonfinite)
+        return h.to_tensor().astype(np.float64, copy=False), _nonfinite_counts(h)
+
+    table, counts = tf.numpy_function(run, [x, tf.cast(k, tf.int64)], [tf.float64, tf.int64], stateful=True)
+    if buckets is None or isinstance(buckets, (int, np.integer)):
+        kk = _DEFAULT_BUCKETS if buckets is None else max(0, int(buckets))
+        table.set_shape([kk, 3])
+    else:
+        table.set_shape([None, 3])
+    counts.set_shape([3])
+    wrote = tf.cond(
+        tf.reduce_any(counts > 0),
+        lambda: _write_nonfinite(tag, counts, step),
+        lambda: tf.constant(False),
+    )
+    with tf.control_dependencies([wrote]):  # the companion write must run
+        return tf.identity(table)
+
+
+# ------------------------------------------------------------------------ v1 histogram
+
+
+def histogram_v1(name: str, data: Any, step: Any = None, *, nonfinite: str = "omit") -> Any:
+    """Write TensorFlow's v1 ``HistogramProto`` (``tf.compat.v1.summary.histogram``'s format).
+
+    The proto is :func:`histgpu.proto.histogram_proto`; it is written with
+    ``tf.summary.experimental.write_raw_pb`` to the default ``tf.summary`` writer. Tags,
+    steps, ``record_if`` and the return value behave as in :func:`histogram`; the
+    non-finite companion scalars are written in the same event.
+
+    Parameters
+    ----------
+    name : str
+        Summary name, prefixed by the active name scopes.
+    data : array_like or tf.Tensor
+        Values of any shape, castable to ``float64``.
+    step : int or tf.Tensor, optional
+        Step; defaults to ``tf.summary.experimental.get_step()``.
+    nonfinite : {"omit", "raise"}, optional
+        As in :func:`histogram`.
+
+    Returns
+    -------
+    tf.Tensor
+        Scalar bool: True if written, False if no default writer exists or not recording.
+    """
+    with tf.summary.experimental.summary_scope(name, "histogram_summary", values=[data, step]) as (tag, _):
+
+        def serialized_eager() -> bytes:
+            return _v1_summary(tag, histgpu.compute_v1(_eager_input(data), nonfinite=nonfinite)).SerializeToString()
+
+        def record() -> Any:
+            if tf.executing_eagerly():
+                raw = tf.constant(serialized_eager())
+            else:
+                x = tf.convert_to_tensor(data)
+
+                def run(values: np.ndarray) -> bytes:
+                    return _v1_summary(tag, histgpu.compute_v1(values, nonfinite=nonfinite)).SerializeToString()
+
+                raw = tf.numpy_function(run, [x], tf.string, stateful=True)
+                raw.set_shape([])
+            return tf.summary.experimental.write_raw_pb(raw, step=step)
+
+        # Mirror tf.summary.write: decide on recording first, compute only if recording.
+        return tf.cond(tf.summary.should_record_summaries(), record, lambda: tf.constant(False))
+
+
+def _v1_summary(tag: str, h: Any) -> summary_pb2.Summary:
+    summary = summary_pb2.Summary()
+    summary.value.add(tag=tag, histo=_proto.v1_to_proto(h))
+    _proto.add_nonfinite_values(summary, tag, h.nan, h.posinf, h.neginf)
+    return summary
