@@ -40,8 +40,7 @@ PYBIND11_MODULE(_cpu, m) {
             py::gil_scoped_release nogil;
             s = engine.range(v);
           }
-          s.num *= mult; s.nan *= mult; s.posinf *= mult; s.neginf *= mult;
-          return stats_tuple(s);
+          return stats_tuple(repeat_stats(s, mult));
         },
         "Finite min/max and value counts: (min, max, num, nan, posinf, neginf).");
 
@@ -88,6 +87,31 @@ PYBIND11_MODULE(_cpu, m) {
           return py::make_tuple(to_numpy(r.counts), stats_tuple(r.stats), r.sum, r.sum_squares);
         },
         "TensorFlow v1 buckets: (counts, stats, sum, sum_squares).");
+
+  m.def("histogram_v1_partial",
+        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
+           std::uint64_t mult, int threads, const std::string& isa) {
+          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
+          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
+          V1Partial r;
+          {
+            py::gil_scoped_release nogil;
+            r = histogram_v1_partial(engine, v);
+          }
+          return py::make_tuple(to_numpy(r.counts), stats_tuple(r.stats), to_numpy(r.sum_digits),
+                                to_numpy(r.sumsq_digits));
+        },
+        "A shard's v1 content with exact sums as int64 digit arrays that add up under a SUM "
+        "all-reduce: (counts, stats, sum_digits, sum_squares_digits).");
+
+  m.def("round_digit_sums",
+        [](py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> digits) {
+          if (digits.ndim() != 1 || digits.shape(0) != BigFixed::kDigits)
+            throw std::invalid_argument("histgpu: expected " + std::to_string(BigFixed::kDigits) +
+                                        " exact-sum digits");
+          return BigFixed::from_digit_sums(digits.data()).to_double();
+        },
+        "The float64 nearest to the exact value that summed digit arrays stand for.");
 
   m.def("v1_limits", [] { return to_numpy(v1_default_limits()); },
         "TensorFlow's default v1 bucket limits.");

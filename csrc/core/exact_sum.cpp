@@ -57,6 +57,27 @@ void BigFixed::mul(std::uint64_t m) {
   }
 }
 
+void BigFixed::to_digits(std::int64_t* out) const {
+  for (int i = 0; i < kLimbs; ++i) {
+    out[2 * i] = static_cast<std::int64_t>(limb_[i] & 0xffffffffu);
+    out[2 * i + 1] = static_cast<std::int64_t>(limb_[i] >> 32);
+  }
+}
+
+BigFixed BigFixed::from_digit_sums(const std::int64_t* digits) {
+  // Each digit sum may exceed 32 bits (or be negative after wrap-free subtraction); carry it
+  // upwards, modulo 2^(64 * kLimbs) like the two's complement additions it stands for.
+  BigFixed r;
+  int128 carry = 0;
+  for (int d = 0; d < kDigits; ++d) {
+    const int128 v = static_cast<int128>(digits[d]) + carry;
+    const auto low = static_cast<std::uint64_t>(static_cast<uint128>(v) & 0xffffffffu);
+    carry = (v - static_cast<int128>(low)) / (int128(1) << 32);
+    r.limb_[d / 2] |= low << (32 * (d % 2));
+  }
+  return r;
+}
+
 double BigFixed::to_double() const {
   std::uint64_t mag[kLimbs];
   const bool negative = (limb_[kLimbs - 1] >> 63) != 0;

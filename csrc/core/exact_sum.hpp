@@ -30,6 +30,13 @@ class BigFixed {
   // The value rounded once to the nearest float64 (ties to even; overflow gives +-inf).
   double to_double() const;
 
+  // Exchange format for merging across processes with a plain integer SUM all-reduce:
+  // kDigits base-2^32 digits, each in an int64. Digit-wise sums of up to 2^31 such arrays
+  // do not overflow; from_digit_sums() carries them back into one exact value.
+  static constexpr int kDigits = kLimbs * 2;
+  void to_digits(std::int64_t* out) const;
+  static BigFixed from_digit_sums(const std::int64_t* digits);
+
  private:
   void add_shifted_u64(std::uint64_t v, int bit, bool negative);
   std::uint64_t limb_[kLimbs] = {};

@@ -15,15 +15,15 @@ std::uint64_t times(std::uint64_t a, std::uint64_t m) {
   return r;
 }
 
-RangeStats repeated(RangeStats s, std::uint64_t m) {
+}  // namespace
+
+RangeStats repeat_stats(RangeStats s, std::uint64_t m) {
   s.num = times(s.num, m);
   s.nan = times(s.nan, m);
   s.posinf = times(s.posinf, m);
   s.neginf = times(s.neginf, m);
   return s;
 }
-
-}  // namespace
 
 V2Plan V2Plan::make(DType dtype, double min, double max, std::int64_t k) {
   V2Plan p;
@@ -45,7 +45,7 @@ V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int
   if (k > kMaxBuckets) throw std::invalid_argument("histgpu: bucket count above 2^24");
   V2Result r;
   r.k = k;
-  r.stats = repeated(local_stats, view.multiplicity);
+  r.stats = repeat_stats(local_stats, view.multiplicity);
   r.counts.assign(static_cast<std::size_t>(k), 0);
   r.edges.assign(static_cast<std::size_t>(k) + 1, 0.0);
   if (k == 0 || global_num == 0) return r;  // TensorBoard: k rows of zeros
@@ -68,23 +68,46 @@ V2Result histogram_v2(Engine& engine, const StridedView& view, std::int64_t k) {
   return histogram_v2_in_range(engine, view, k, s, s.min, s.max, s.num);
 }
 
-V1Result histogram_v1(Engine& engine, const StridedView& view) {
+namespace {
+
+// The engine's v1 pass with the view's repetition applied to counts and exact sums.
+V1Raw repeated_v1(Engine& engine, const StridedView& view) {
   V1Raw raw = engine.v1(view);
-  V1Result r;
-  r.stats = repeated(raw.stats, view.multiplicity);
-  r.counts = std::move(raw.counts);
-  for (auto& c : r.counts) c = times(c, view.multiplicity);
-  if (r.stats.num == 0) {  // TensorFlow's Histogram starts from these
-    r.stats.min = DBL_MAX;
-    r.stats.max = -DBL_MAX;
-  }
+  raw.stats = repeat_stats(raw.stats, view.multiplicity);
+  for (auto& c : raw.counts) c = times(c, view.multiplicity);
   if (view.multiplicity != 1) {
     raw.sum.mul(view.multiplicity);
     raw.sumsq.mul(view.multiplicity);
   }
+  return raw;
+}
+
+}  // namespace
+
+V1Result histogram_v1(Engine& engine, const StridedView& view) {
+  V1Raw raw = repeated_v1(engine, view);
+  V1Result r;
+  r.stats = raw.stats;
+  r.counts = std::move(raw.counts);
+  if (r.stats.num == 0) {  // TensorFlow's Histogram starts from these
+    r.stats.min = DBL_MAX;
+    r.stats.max = -DBL_MAX;
+  }
   r.sum = raw.sum.to_double();
   r.sum_squares = raw.sumsq.to_double();
   return r;
+}
+
+V1Partial histogram_v1_partial(Engine& engine, const StridedView& view) {
+  V1Raw raw = repeated_v1(engine, view);
+  V1Partial p;
+  p.counts = std::move(raw.counts);
+  p.stats = raw.stats;
+  p.sum_digits.resize(BigFixed::kDigits);
+  p.sumsq_digits.resize(BigFixed::kDigits);
+  raw.sum.to_digits(p.sum_digits.data());
+  raw.sumsq.to_digits(p.sumsq_digits.data());
+  return p;
 }
 
 }  // namespace histgpu

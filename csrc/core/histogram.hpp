@@ -63,6 +63,18 @@ V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int
 // TensorFlow's v1 HistogramProto content (DESIGN 1.3), before bucket collapsing.
 V1Result histogram_v1(Engine& engine, const StridedView& view);
 
+// A shard's v1 content whose parts merge exactly by element-wise integer sums (counts,
+// exact-sum digits) and min/max: for histograms of tensors split across processes.
+struct V1Partial {
+  std::vector<std::uint64_t> counts;
+  RangeStats stats;  // min/max only meaningful where stats.num > 0
+  std::vector<std::int64_t> sum_digits, sumsq_digits;  // BigFixed::kDigits each
+};
+V1Partial histogram_v1_partial(Engine& engine, const StridedView& view);
+
+// Repeats every count of `s` m times (a view whose elements stand for m values each).
+RangeStats repeat_stats(RangeStats s, std::uint64_t m);
+
 // Largest accepted bucket count.
 constexpr std::int64_t kMaxBuckets = std::int64_t(1) << 24;
 
