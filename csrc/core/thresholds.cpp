@@ -144,15 +144,16 @@ template <class K> std::vector<K> v1_thresholds() {
   return t;
 }
 
-template <class K> const std::vector<std::int32_t>& v1_guess_table() {
-  static const std::vector<std::int32_t> table = [] {
+template <class K> const std::vector<std::int16_t>& v1_guess_table() {
+  static const std::vector<std::int16_t> table = [] {
     using Key = typename FloatBits<K>::UInt;
-    constexpr int shift = static_cast<int>(sizeof(Key) * 8) - kV1GuessBits;
-    const auto last = static_cast<std::int32_t>(v1_default_limits().size()) - 1;
-    std::vector<std::int32_t> g(std::size_t{1} << kV1GuessBits);
-    for (std::size_t p = 0; p < g.size(); ++p) {
+    constexpr int shift = static_cast<int>(sizeof(Key) * 8) - v1_guess_bits<K>();
+    const auto last = static_cast<std::int16_t>(v1_default_limits().size() - 1);
+    std::vector<std::int16_t> g((std::size_t{1} << v1_guess_bits<K>()) + 1);
+    g.back() = static_cast<std::int16_t>(last + 1);  // "no bucket"
+    for (std::size_t p = 0; p + 1 < g.size(); ++p) {
       const K v = from_ordered_key<K>(static_cast<Key>(p) << shift);
-      if (std::isfinite(v)) g[p] = static_cast<std::int32_t>(v1_bucket(static_cast<double>(v)));
+      if (std::isfinite(v)) g[p] = static_cast<std::int16_t>(v1_bucket(static_cast<double>(v)));
       else g[p] = (std::signbit(v) ? 0 : last);  // prefixes of non-finite keys: never used
     }
     return g;
@@ -164,7 +165,7 @@ template std::vector<float> v2_thresholds<float>(const V2Spec&, float, float);
 template std::vector<double> v2_thresholds<double>(const V2Spec&, double, double);
 template std::vector<float> v1_thresholds<float>();
 template std::vector<double> v1_thresholds<double>();
-template const std::vector<std::int32_t>& v1_guess_table<float>();
-template const std::vector<std::int32_t>& v1_guess_table<double>();
+template const std::vector<std::int16_t>& v1_guess_table<float>();
+template const std::vector<std::int16_t>& v1_guess_table<double>();
 
 }  // namespace histgpu

@@ -43,10 +43,12 @@ std::int64_t v1_bucket(double x);
 template <class K> std::vector<K> v2_thresholds(const V2Spec& spec, K data_min, K data_max);
 template <class K> std::vector<K> v1_thresholds();
 
-// A first guess of the v1 bucket from the top 16 bits of the ordered key: the bucket of the
-// smallest value with that prefix. A prefix spans less than one 1.1x step, so the guess is at
-// most a step or two below the answer.
-template <class K> const std::vector<std::int32_t>& v1_guess_table();
-constexpr int kV1GuessBits = 16;
+// A first guess of the v1 bucket from the top bits of the ordered key (sign, exponent and 4
+// mantissa bits): the bucket of the smallest value with that prefix. A prefix spans at most a
+// factor 1.0625, less than one 1.1x step, so the answer is the guess or the next bucket. The
+// float32 table (16 KiB) stays in L1. One extra entry after the 2^bits prefixes holds the
+// bucket count itself: a "no bucket" index kernels may use for values they leave out.
+template <class K> constexpr int v1_guess_bits() { return sizeof(K) == 4 ? 13 : 16; }
+template <class K> const std::vector<std::int16_t>& v1_guess_table();
 
 }  // namespace histgpu

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <exception>
 #include <thread>
 
@@ -162,35 +163,56 @@ std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& k
 }
 
 template <class K> V1Raw v1_impl(const StridedView& v, const KernelTable& kt, int threads) {
-  const std::vector<K> thresholds = v1_thresholds<K>();
+  std::vector<K> thresholds = v1_thresholds<K>();
+  thresholds.push_back(std::numeric_limits<K>::infinity());  // T[nb + 1]: see CountArgs
   CountArgs<K> args;
   args.thresholds = thresholds.data();
-  args.nb = static_cast<std::int32_t>(thresholds.size() - 1);
+  args.nb = static_cast<std::int32_t>(thresholds.size() - 2);
   args.lanes = 4;
   args.guess_table = v1_guess_table<K>().data();
   const std::uint64_t n = v.size();
-  const std::size_t per_thread = static_cast<std::size_t>(args.lanes) * args.nb;
+  const std::size_t stride = static_cast<std::size_t>(args.nb) + 1;
+  const std::size_t per_thread = static_cast<std::size_t>(args.lanes) * stride;
   const int nt = threads_for(n, threads, 0);
   std::vector<std::vector<std::uint64_t>> hists(nt);
   std::vector<V1Acc<K>> accs(nt);
   parallel_ranges(nt, n, [&](int t, std::uint64_t a, std::uint64_t b) {
     std::vector<K> buf(kBlock);
     std::vector<std::uint64_t>& h = hists[t];
-    h.assign(per_thread + 1, 0);  // + the spare counter
+    h.assign(per_thread, 0);
     for_blocks<K>(v, kt, a, b, buf.data(), [&](const K* x, std::size_t m) {
       if constexpr (std::is_same_v<K, float>) kt.v1_f32(x, m, args, h.data(), accs[t]);
       else kt.v1_f64(x, m, args, h.data(), accs[t]);
     });
   });
   V1Raw raw;
-  raw.counts = merge_lanes(hists, per_thread, args.nb);
+  raw.counts.assign(args.nb, 0);
+  for (const auto& h : hists)
+    for (std::size_t i = 0; i < per_thread; ++i)
+      if (i % stride != static_cast<std::size_t>(args.nb)) raw.counts[i % stride] += h[i];
   for (int t = 1; t < nt; ++t) accs[0].range.merge(accs[t].range);
   raw.stats = to_stats(accs[0].range);
-  for (const auto& acc : accs) acc.sums.fold_into(raw.sum, raw.sumsq);
+  for (auto& acc : accs) {
+    if constexpr (std::is_same_v<K, float>) fold_fast_bins(acc);
+    acc.sums.fold_into(raw.sum, raw.sumsq);
+  }
   return raw;
 }
 
 }  // namespace
+
+void fold_fast_bins(V1Acc<float>& acc) {
+  FastExactBinsF32& f = acc.fast;
+  for (int c = 0; c < FastExactBinsF32::kCopies; ++c) {
+    for (int e = 0; e < 256; ++e) {
+      acc.sums.sum[e] += f.sum[c][e];
+      acc.sums.sumsq[e] += f.sumsq[c][e];
+      f.sum[c][e] = 0;
+      f.sumsq[c][e] = 0;
+    }
+  }
+  f.pending = 0;
+}
 
 RangeStats CpuEngine::range(const StridedView& view) {
   if (view.size() == 0) return RangeStats{};

@@ -249,39 +249,138 @@ void count_v2_f64(const double* x, std::size_t n, const CountArgs<double>& a, st
 
 // ---- v1: fixed TensorFlow limits, range, non-finite counts and exact sums in one read -------
 
+// Adds a finite float32 to the fast per-exponent bins (copy `copy`).
+inline void add_fast_exact(FastExactBinsF32& f, std::uint32_t b, std::size_t copy) {
+  const std::uint32_t field = (b >> 23) & 0xffu;
+  const std::uint32_t e = field ? field : 1u;
+  const std::int64_t m = (b & 0x7fffffu) | (field ? 0x800000u : 0u);
+  f.sum[copy][e] += (b >> 31) ? -m : m;
+  f.sumsq[copy][e] += static_cast<std::uint64_t>(m) * static_cast<std::uint64_t>(m);
+}
+
+template <class K> inline void count_nonfinite(K x, RangeAcc<K>& r) {
+  if (std::isnan(x)) ++r.nan;
+  else (x > 0 ? r.posinf : r.neginf) += 1;
+}
+
 template <class K> void v1_block(const K* x, std::size_t n, const CountArgs<K>& a,
                                  std::uint64_t* hist, V1Acc<K>& acc) {
   using B = FloatBits<K>;
   using Key = KeyOf<K>;
-  constexpr int kShift = static_cast<int>(sizeof(Key) * 8) - kV1GuessBits;
-  const K* t = a.thresholds;
-  const std::int32_t nb = a.nb;
+  constexpr int kShift = static_cast<int>(sizeof(Key) * 8) - v1_guess_bits<K>();
+  constexpr bool kFastBins = sizeof(K) == 4;
+  if constexpr (kFastBins) {
+    if (acc.fast.pending + n > FastExactBinsF32::kFoldEvery) fold_fast_bins(acc);
+    acc.fast.pending += static_cast<std::uint32_t>(n);
+  }
+  // Locals (and __restrict) so that the counter stores below cannot force reloads.
+  const K* __restrict t = a.thresholds;
+  const std::int16_t* __restrict guess = a.guess_table;
+  std::uint64_t* __restrict counts = hist;
+  const std::size_t stride = static_cast<std::size_t>(a.nb) + 1;
   const std::size_t lane_mask = static_cast<std::size_t>(a.lanes - 1);
   RangeAcc<K>& r = acc.range;
   Key lo = r.kmin, hi = r.kmax;
+  std::uint64_t finite = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const K xi = x[i];
     const Key b = bits_of(xi);
     if (!is_finite_bits<K>(b)) {
-      if (std::isnan(xi)) ++r.nan;
-      else (xi > 0 ? r.posinf : r.neginf) += 1;
+      count_nonfinite(xi, r);
       continue;
     }
+    ++finite;
     const Key key = (b & B::kSign) ? ~b : (b | B::kSign);
     lo = std::min(lo, key);
     hi = std::max(hi, key);
-    // The guess never overshoots: it is the bucket of the smallest value with this prefix.
-    std::int32_t g = a.guess_table[key >> kShift];
-    while (xi >= t[g + 1]) ++g;
-    hist[(i & lane_mask) * nb + g] += 1;
-    ++r.num;
-    add_exact(acc.sums, xi);
+    // The guess is the bucket of the smallest value with this key prefix; a prefix spans
+    // less than one 1.1x step, so one step up is all it can take.
+    std::int32_t g = guess[key >> kShift];
+    g += xi >= t[g + 1];
+    counts[(i & lane_mask) * stride + g] += 1;
+    if constexpr (kFastBins) add_fast_exact(acc.fast, b, i & (FastExactBinsF32::kCopies - 1));
+    else add_exact(acc.sums, xi);
   }
+  r.num += finite;
   r.kmin = lo;
   r.kmax = hi;
 }
 
+#if HISTGPU_HAVE_AVX512
+// float32 v1 in two steps per 16 values: the vector unit does the per-value arithmetic (key,
+// min/max, guess index, exponent bin, signed mantissa; non-finite values are sent to the
+// "no bucket" counter with a zero mantissa), then a short scalar loop does only the table
+// lookups and the three counter updates that have no vector form.
+void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* hist,
+                   V1Acc<float>& acc) {
+  if (acc.fast.pending + n > FastExactBinsF32::kFoldEvery) fold_fast_bins(acc);
+  acc.fast.pending += static_cast<std::uint32_t>(n);
+  const float* __restrict t = a.thresholds;
+  const std::int16_t* __restrict guess = a.guess_table;
+  std::uint64_t* __restrict counts = hist;
+  std::int64_t* __restrict fsum = &acc.fast.sum[0][0];
+  std::uint64_t* __restrict fsq = &acc.fast.sumsq[0][0];
+  const std::int32_t stride = a.nb + 1;
+  RangeAcc<float>& r = acc.range;
+
+  alignas(64) std::int32_t copy_bin[16], copy_count[16];
+  for (int l = 0; l < 16; ++l) {
+    copy_bin[l] = (l & (FastExactBinsF32::kCopies - 1)) * 256;
+    copy_count[l] = (l & (a.lanes - 1)) * stride;
+  }
+  const __m512i bin_offset = _mm512_load_si512(copy_bin);
+  const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), sign = _mm512_set1_epi32(INT32_MIN);
+  const __m512i mant_mask = _mm512_set1_epi32(0x7fffff), implicit = _mm512_set1_epi32(0x800000);
+  const __m512i no_bucket = _mm512_set1_epi32(1 << v1_guess_bits<float>());
+  const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+  __m512i lo = _mm512_set1_epi32(static_cast<int>(r.kmin));
+  __m512i hi = _mm512_set1_epi32(static_cast<int>(r.kmax));
+  alignas(64) std::int32_t prefix[16], ebin[16], sm[16];
+  alignas(64) float xc[16];
+  std::uint64_t finite_count = 0;
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i b = _mm512_loadu_si512(x + i);
+    const __mmask16 finite = _mm512_cmpneq_epi32_mask(_mm512_and_si512(b, exp_mask), exp_mask);
+    const __m512i key = _mm512_xor_si512(b, _mm512_or_si512(_mm512_srai_epi32(b, 31), sign));
+    lo = _mm512_mask_min_epu32(lo, finite, lo, key);
+    hi = _mm512_mask_max_epu32(hi, finite, hi, key);
+    const __m512i field = _mm512_srli_epi32(_mm512_and_si512(b, exp_mask), 23);
+    const __mmask16 normal = _mm512_cmpneq_epi32_mask(field, zero);
+    const __m512i mant = _mm512_mask_or_epi32(_mm512_and_si512(b, mant_mask), normal,
+                                              _mm512_and_si512(b, mant_mask), implicit);
+    const __mmask16 negative = _mm512_movepi32_mask(b);
+    const __m512i signed_mant = _mm512_mask_sub_epi32(mant, negative, zero, mant);
+    _mm512_store_si512(prefix, _mm512_mask_mov_epi32(no_bucket, finite,
+                                                     _mm512_srli_epi32(key, 32 - v1_guess_bits<float>())));
+    _mm512_store_si512(ebin, _mm512_add_epi32(_mm512_max_epu32(field, one), bin_offset));
+    _mm512_store_si512(sm, _mm512_maskz_mov_epi32(finite, signed_mant));
+    _mm512_store_ps(xc, _mm512_maskz_mov_ps(finite, _mm512_castsi512_ps(b)));
+    if (finite != 0xffff)
+      for (unsigned m = ~unsigned(finite) & 0xffffu; m; m &= m - 1) count_nonfinite(x[i + __builtin_ctz(m)], r);
+    finite_count += static_cast<unsigned>(__builtin_popcount(finite));
+    __asm__ __volatile__("" : : "r"(prefix) : "memory");  // read back through memory (see v2)
+    for (int l = 0; l < 16; ++l) {
+      std::int32_t g = guess[prefix[l]];
+      g += xc[l] >= t[g + 1];
+      counts[copy_count[l] + g] += 1;
+      const std::int64_t m = sm[l];
+      fsum[ebin[l]] += m;
+      fsq[ebin[l]] += static_cast<std::uint64_t>(m * m);
+    }
+  }
+  r.num += finite_count;
+  r.kmin = static_cast<std::uint32_t>(_mm512_reduce_min_epu32(lo));
+  r.kmax = static_cast<std::uint32_t>(_mm512_reduce_max_epu32(hi));
+  acc.fast.pending -= static_cast<std::uint32_t>(n - i);  // v1_block adds the tail again
+  if (i < n) v1_block<float>(x + i, n - i, a, hist, acc);
+}
+#endif
+
 void v1_f32(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* h, V1Acc<float>& acc) {
+#if HISTGPU_HAVE_AVX512
+  return v1_f32_avx512(x, n, a, h, acc);
+#endif
   v1_block<float>(x, n, a, h, acc);
 }
 void v1_f64(const double* x, std::size_t n, const CountArgs<double>& a, std::uint64_t* h, V1Acc<double>& acc) {

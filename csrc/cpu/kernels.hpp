@@ -27,9 +27,11 @@ template <class K> struct RangeAcc {
 };
 
 // Counting against a threshold table T[0..nb] (core/thresholds.hpp).
-// hist has `lanes` private copies of nb counters, so that repeated hits of one bucket do
+// v2: hist has `lanes` private copies of nb counters, so that repeated hits of one bucket do
 // not serialise on one memory cell, plus one spare counter (lanes * nb) that kernels may use
 // as a bin for values they leave out.
+// v1: `lanes` copies of nb + 1 counters; counter nb of each copy takes values left out, and
+// the threshold table has one more +inf entry, T[nb + 1], so that bucket nb is never left.
 template <class K> struct CountArgs {
   const K* thresholds = nullptr;
   std::int32_t nb = 0;
@@ -37,14 +39,29 @@ template <class K> struct CountArgs {
   bool skip_nonfinite = false;
   // v2 first guess: (x - lo) * scale, clamped to [0, nb - 1].
   K lo = 0, scale = 0;
-  // v1 first guess: guess_table[ordered_key(x) >> (bits - 16)].
-  const std::int32_t* guess_table = nullptr;
+  // v1 first guess: guess_table[ordered_key(x) >> (bits - v1_guess_bits<K>())].
+  const std::int16_t* guess_table = nullptr;
+};
+
+// Per-exponent 64-bit bins that float32 kernels add into (kFastCopies copies, so that
+// neighbouring values of one exponent do not wait on each other); folded into the 128-bit
+// ExactBins before any of them can overflow.
+struct FastExactBinsF32 {
+  static constexpr int kCopies = 4;
+  static constexpr std::uint32_t kFoldEvery = 1u << 16;  // adds; squares stay below 2^64
+  std::int64_t sum[kCopies][256] = {};
+  std::uint64_t sumsq[kCopies][256] = {};
+  std::uint32_t pending = 0;
 };
 
 template <class K> struct V1Acc {
   RangeAcc<K> range;
   ExactBins<K> sums;
+  FastExactBinsF32 fast;  // used by float32 kernels only
 };
+
+// Moves acc.fast into acc.sums (defined once, outside the per-ISA kernel builds).
+void fold_fast_bins(V1Acc<float>& acc);
 
 struct KernelTable {
   const char* isa;
