@@ -55,13 +55,9 @@ template <class K> struct ExactBins {
                               // hold 2^22 squares of 53-bit mantissas)
   BigFixed folded_sumsq;
 
-  // Adds x (finite). Kept out of line of the kernels' ISA builds on purpose: each engine
-  // calls add_exact() from its own translation unit (see csrc/cpu/kernels.cpp).
-  void note_square_added() {
-    if constexpr (sizeof(K) == 8) {
-      if (++pending == (std::uint64_t(1) << 21)) fold_squares();
-    }
-  }
+  // Engines add into the bins themselves (csrc/cpu/kernels.cpp: add_exact); float64
+  // squares must be folded every kFoldSquaresEvery additions.
+  static constexpr std::uint64_t kFoldSquaresEvery = std::uint64_t(1) << 21;
   void fold_squares();
   // Folds every bin into `sum` and `sumsq` (merging threads, devices and shards).
   void fold_into(BigFixed& sum_out, BigFixed& sumsq_out) const;

@@ -25,7 +25,7 @@ constexpr int kSumWords = 2;
 constexpr int kSqWords = 3;
 constexpr int kBinWords = kSumWords + kSqWords;
 
-template <class K> constexpr int exp_bins() { return sizeof(K) == 4 ? 256 : 2048; }
+template <class K> constexpr int kExpBins = sizeof(K) == 4 ? 256 : 2048;  // exponent fields
 
 // One tensor of a batch, as the kernels read it.
 struct DevTensor {
