@@ -15,7 +15,9 @@ def _engine_call(name: str, data: Any, device: Optional[str], threads: int, *ext
     """Runs engine function `name` on the engine that holds `data`."""
     where = _device.choose(data, device)
     if where == "cuda":
-        return _device.cuda_module().call(name, data, *extra)  # pragma: no cover - GPU only
+        from . import _cuda_backend  # GPU inputs: zero-copy device views, producer's stream
+
+        return _cuda_backend.call(name, data, *extra)
     view = _input.normalise(data)
     fn = getattr(_cpu, name)
     return fn(*view.engine_args(), *extra, threads, _device.cpu_isa())

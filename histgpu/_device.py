@@ -25,8 +25,23 @@ def cuda_module() -> Optional[Any]:
 
 def is_device_array(data: Any) -> bool:
     """True for arrays living in GPU memory (CuPy, PyTorch CUDA, JAX/TF GPU via DLPack)."""
-    if hasattr(data, "__cuda_array_interface__"):
+    module = type(data).__module__
+    if module.startswith("torch") and hasattr(data, "is_cuda"):
+        # (asked first: a CUDA tensor of a dtype the CUDA Array Interface cannot describe,
+        # bfloat16 say, raises TypeError from __cuda_array_interface__)
+        return bool(data.is_cuda)
+    try:
+        if hasattr(data, "__cuda_array_interface__"):
+            return True
+    except Exception:  # noqa: BLE001 - the attribute exists but cannot describe this array
         return True
+    if module.startswith("tensorflow"):
+        # TF tensors offer no DLPack methods; a GPU one goes to the CUDA engine where that can
+        # read it, and is otherwise copied to the host by TensorFlow (through __array__).
+        if "GPU" not in str(getattr(data, "device", "") or "").upper():
+            return False
+        mod = cuda_module()
+        return mod is not None and bool(mod.device_available())
     dev = getattr(data, "__dlpack_device__", None)
     if dev is not None:
         try:
@@ -49,7 +64,11 @@ def choose(data: Any, device: Optional[str]) -> str:
                 "was built without its CUDA engine (no nvcc at build time)"
             )
         if not mod.device_available():
-            raise RuntimeError("histgpu: the CUDA engine is built but no CUDA device is usable")
+            reason = mod.info().get("reason") or "no CUDA device"
+            raise RuntimeError(
+                f"histgpu: the CUDA engine is built but no CUDA device is usable ({reason}); "
+                "pass device='cpu' or data in host memory"
+            )
     return wanted
 
 

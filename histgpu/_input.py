@@ -85,6 +85,10 @@ def as_host_array(data: Any) -> np.ndarray:
                 return np.from_dlpack(data)
             except (TypeError, BufferError, RuntimeError, ValueError):
                 pass  # e.g. a dtype DLPack cannot describe: __array__ below still works
+    if hasattr(data, "__array__") and not isinstance(data, (list, tuple)):
+        # Called directly: numpy 2 would otherwise pass copy= and warn about older producers
+        # (Keras variables, for one) whose __array__ does not take it.
+        return np.asarray(data.__array__())
     try:
         arr = np.asarray(data)
     except ValueError as exc:  # numpy's message for ragged nested sequences
@@ -108,10 +112,25 @@ def normalise(data: Any) -> View:
     itemsize = arr.dtype.itemsize
     ptr = int(arr.__array_interface__["data"][0]) if arr.size else 0
     size = int(arr.size)
+    if size == 0:
+        return View(arr, 0, arr.dtype, code, (0,), (itemsize,), 1, 0)
+    ptr, shape, strides, multiplicity = layout(ptr, arr.shape, arr.strides, itemsize)
+    return View(arr, ptr, arr.dtype, code, shape, strides, multiplicity, size)
 
+
+def layout(ptr: int, shape, strides, itemsize: int):
+    """(ptr, shape, strides, multiplicity) of a non-empty strided array, normalised.
+
+    Extent-1 dimensions are dropped, stride-0 dimensions become a multiplicity, negative
+    strides are walked forwards from the lowest address, and dimensions are sorted by stride
+    (innermost = smallest) and merged where they tile memory contiguously. Strides in bytes.
+    Shared by host arrays (normalise) and device arrays (histgpu._cuda_backend).
+    """
     dims = []
     multiplicity = 1
-    for extent, stride in zip(arr.shape, arr.strides):
+    for extent, stride in zip(shape, strides):
+        extent = int(extent)
+        stride = int(stride)
         if extent == 1:
             continue
         if stride == 0:
@@ -121,8 +140,6 @@ def normalise(data: Any) -> View:
             ptr += (extent - 1) * stride
             stride = -stride
         dims.append((stride, extent))
-    if size == 0:
-        return View(arr, 0, arr.dtype, code, (0,), (itemsize,), 1, 0)
     dims.sort(reverse=True)  # innermost = smallest stride
     merged: list = []
     for stride, extent in dims:
@@ -132,6 +149,4 @@ def normalise(data: Any) -> View:
             merged.append((stride, extent))
     if not merged:
         merged = [(itemsize, 1)]
-    shape = tuple(e for _, e in merged)
-    strides = tuple(s for s, _ in merged)
-    return View(arr, ptr, arr.dtype, code, shape, strides, multiplicity, size)
+    return ptr, tuple(e for _, e in merged), tuple(s for s, _ in merged), multiplicity

@@ -173,11 +173,15 @@ def nonfinite_metadata(tag: str, suffix: str) -> summary_pb2.SummaryMetadata:
 
 
 def scalar_tensor_proto(value: float) -> tensor_pb2.TensorProto:
-    """A float64 scalar ``TensorProto`` (exact for counts up to 2**53)."""
+    """A float32 scalar ``TensorProto``, as ``tf.summary.scalar`` writes it.
+
+    float32 because TensorBoard's Rust data server (its default loader) ignores scalar
+    summaries of any other dtype; counts are exact up to 2**24.
+    """
     return tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_DOUBLE,
+        dtype=types_pb2.DT_FLOAT,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-        tensor_content=np.array(value, dtype="<f8").tobytes(),
+        tensor_content=np.array(value, dtype="<f4").tobytes(),
     )
 
 

@@ -23,7 +23,8 @@ at steps where the data held any non-finite value::
     <tag>/nonfinite/neginf   number of -Inf values
 
 They appear in the Scalars dashboard (and in the Time Series dashboard next to the
-histogram). Because they are written only when something is wrong, a run with finite data
+histogram). They are float32 scalars, as ``tf.summary.scalar`` writes (TensorBoard's data
+server reads no other scalar dtype), so counts are exact up to 2**24. Because they are written only when something is wrong, a run with finite data
 has exactly the events ``tf.summary.histogram`` would write. Pass ``nonfinite="raise"`` to
 fail instead (like TensorFlow's v1 op does).
 """
@@ -70,7 +71,10 @@ def _eager_input(data: Any) -> Any:
         return data
     if isinstance(data, (bool, int, float, list, tuple)):
         return tf.convert_to_tensor(data)
-    if isinstance(data, (tf.Tensor, tf.Variable)) and "GPU" in (data.device or "").upper() and not _cuda_usable():
+    if isinstance(data, tf.Variable) or hasattr(data, "__tf_tensor__"):
+        # Variables (TF's and Keras') are read as the tensor they hold, on their device.
+        data = tf.convert_to_tensor(data)
+    if isinstance(data, tf.Tensor) and "GPU" in (data.device or "").upper() and not _cuda_usable():
         with tf.device("cpu:0"):
             return tf.identity(data)
     return data
@@ -92,13 +96,16 @@ def _nonfinite_counts(h: Any) -> np.ndarray:
 
 
 def _write_nonfinite(tag: str, counts: Any, step: Any) -> Any:
-    """Write ``<tag>/nonfinite/{nan,posinf,neginf}`` scalars (float64) to the default writer."""
+    """Write ``<tag>/nonfinite/{nan,posinf,neginf}`` float32 scalars to the default writer.
+
+    float32 like ``tf.summary.scalar``: TensorBoard's data server reads no other scalar dtype.
+    """
     results = []
     for i, suffix in enumerate(NONFINITE_SUFFIXES):
         results.append(
             tf.summary.write(
                 tag=f"{tag}/{suffix}",
-                tensor=tf.cast(counts[i], tf.float64),
+                tensor=tf.cast(counts[i], tf.float32),
                 step=step,
                 metadata=_proto.nonfinite_metadata(tag, suffix),
             )
@@ -109,6 +116,9 @@ def _write_nonfinite(tag: str, counts: Any, step: Any) -> Any:
 # ------------------------------------------------------------------------ v2 histogram
 
 
+# do_not_convert: inside a tf.function, AutoGraph would otherwise rewrite these bodies
+# (and the numpy callbacks in them); they are plain graph-building code.
+@tf.autograph.experimental.do_not_convert
 def histogram(
     name: str,
     data: Any,
@@ -176,7 +186,10 @@ def histogram(
 def _graph_buckets(tag: str, data: Any, buckets: Any, step: Any, nonfinite: str) -> tf.Tensor:
     """Graph-mode body of :func:`histogram`: histgpu through a ``tf.numpy_function``."""
     x = tf.convert_to_tensor(data)
-    k = buckets if tf.is_tensor(buckets) else tf.constant(_DEFAULT_BUCKETS if buckets is None else buckets)
+    if tf.is_tensor(buckets):
+        k = buckets
+    else:  # a Python count is checked now, like the eager path does
+        k = tf.constant(_DEFAULT_BUCKETS if buckets is None else operator.index(buckets))
 
     def run(values: np.ndarray, k_value: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         h = histgpu.compute(values, max(0, int(k_value)), nonfinite=nonfinite)
@@ -201,6 +214,7 @@ def _graph_buckets(tag: str, data: Any, buckets: Any, step: Any, nonfinite: str)
 # ------------------------------------------------------------------------ v1 histogram
 
 
+@tf.autograph.experimental.do_not_convert
 def histogram_v1(name: str, data: Any, step: Any = None, *, nonfinite: str = "omit") -> Any:
     """Write TensorFlow's v1 ``HistogramProto`` (``tf.compat.v1.summary.histogram``'s format).
 

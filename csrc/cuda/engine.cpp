@@ -62,6 +62,7 @@ struct DeviceFacts {
   int sms = 1;
   int smem_optin = 48 * 1024;
   bool pools = false;
+  cudaMemPool_t pool = nullptr;  // histgpu's own stream-ordered pool (keeps 256 MiB mapped)
   // v1 tables (uploaded once): thresholds and first-guess tables per kernel type
   void* v1_thr[2] = {nullptr, nullptr};
   void* v1_guess[2] = {nullptr, nullptr};
@@ -106,6 +107,20 @@ const DeviceFacts& facts(int device) {
   if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess)
     f->pools = pools != 0;
   cudaGetLastError();
+  if (f->pools) {
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    if (cudaMemPoolCreate(&f->pool, &props) == cudaSuccess) {
+      std::uint64_t keep = std::uint64_t(256) << 20;
+      cudaMemPoolSetAttribute(f->pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    } else {
+      f->pool = nullptr;
+      f->pools = false;
+    }
+    cudaGetLastError();
+  }
   cudaStream_t s;
   check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
   upload_v1_tables<float>(*f, 0, s);
@@ -265,7 +280,7 @@ class Batch {
     // kernel type, and LaunchArgs::bins is indexed by the position in the group.
     counts_off_ = align_up(thr_off_ + thr_bytes, 256);
     bins_off_ = align_up(counts_off_ + counts * 8, 256);
-    total_ = align_up(bins_off_ + bins_words * 8, 256);
+    total_ = std::max<std::uint64_t>(align_up(bins_off_ + bins_words * 8, 256), 256);
     total_k_ = counts;
 
     // Groups and chunk numbering.
@@ -301,7 +316,8 @@ class Batch {
       std::memcpy(host_ + stats_off_ + sizeof(DevStats) * q, &init, sizeof init);
     }
     if (facts_.pools) {
-      check(cudaMallocAsync(reinterpret_cast<void**>(&dev_), total_, stream_), "cudaMallocAsync");
+      check(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&dev_), total_, facts_.pool, stream_),
+            "cudaMallocFromPoolAsync");
     } else {
       check(cudaMalloc(reinterpret_cast<void**>(&dev_), total_), "cudaMalloc");
     }
@@ -309,6 +325,7 @@ class Batch {
 
   ~Batch() {
     if (dev_) free_device();
+    if (!event_ && uploaded_) cudaStreamSynchronize(stream_);  // an upload may still read host_
     if (event_) {
       cudaEventSynchronize(event_);  // the copy into host_ must land before host_ is reused
       cudaEventDestroy(event_);
@@ -329,6 +346,7 @@ class Batch {
   }
 
   void upload() {
+    uploaded_ = true;
     check(cudaMemcpyAsync(dev_, host_, counts_off_, cudaMemcpyHostToDevice, stream_), "upload");
     if (total_ > counts_off_)
       check(cudaMemsetAsync(dev_ + counts_off_, 0, total_ - counts_off_, stream_), "cudaMemsetAsync");
@@ -465,6 +483,7 @@ class Batch {
   std::size_t host_size_ = 0;
   char* dev_ = nullptr;
   cudaEvent_t event_ = nullptr;
+  bool uploaded_ = false;
 };
 
 // ---- device queries -----------------------------------------------------------------------------
@@ -636,6 +655,7 @@ PendingV2::PendingV2(std::vector<BatchItem> items, void* stream, int device) : i
       break;
     }
   device_ = resolve_device(device, first);
+  if (items_.empty()) return;
   DeviceGuard guard(device_);
   batch_ = std::make_unique<Batch>(items_, Batch::Mode::V2, as_stream(stream), device_);
   batch_->upload();
@@ -646,6 +666,7 @@ PendingV2::PendingV2(std::vector<BatchItem> items, void* stream, int device) : i
 }
 
 PendingV2::~PendingV2() {
+  if (!batch_) return;
   try {
     DeviceGuard guard(device_);
     batch_.reset();
@@ -654,11 +675,13 @@ PendingV2::~PendingV2() {
 }
 
 bool PendingV2::done() {
+  if (!batch_) return true;
   DeviceGuard guard(device_);
   return batch_->done();
 }
 
 void PendingV2::wait() {
+  if (!batch_) return;
   DeviceGuard guard(device_);
   batch_->wait();
 }
