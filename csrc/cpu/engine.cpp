@@ -28,14 +28,20 @@ template <class K> void convert(const KernelTable& kt, DType t, const char* p, s
 }
 
 // Calls f(block, m) for the elements [a, b) of the view in row-major order, in blocks of at
-// most kBlock kernel-type values: pointers into the data where it is already contiguous,
-// aligned and of the kernel type, otherwise converted into `buf`.
+// most kBlock kernel-type values: pointers into the data where a row is long, contiguous,
+// aligned and of the kernel type; otherwise values are converted into `buf`, packing several
+// short rows into one block so that kernels never run on a handful of values.
 template <class K, class F>
 void for_blocks(const StridedView& v, const KernelTable& kt, std::uint64_t a, std::uint64_t b,
                 K* buf, F&& f) {
   const int nd = v.ndim;
   const auto inner = static_cast<std::uint64_t>(v.shape[nd - 1]);
   const std::int64_t s = v.strides[nd - 1];
+  std::size_t fill = 0;  // values waiting in buf
+  auto flush = [&] {
+    if (fill) f(static_cast<const K*>(buf), fill);
+    fill = 0;
+  };
   std::uint64_t row = a / inner, col = a % inner;
   while (a < b) {
     const std::uint64_t len = std::min(inner - col, b - a);
@@ -47,23 +53,28 @@ void for_blocks(const StridedView& v, const KernelTable& kt, std::uint64_t a, st
       r /= extent;
     }
     const char* p = v.base + off;
-    const bool native = is_native<K>(v.dtype) && s == static_cast<std::int64_t>(sizeof(K)) &&
-                        reinterpret_cast<std::uintptr_t>(p) % sizeof(K) == 0;
+    const bool direct = is_native<K>(v.dtype) && s == static_cast<std::int64_t>(sizeof(K)) &&
+                        reinterpret_cast<std::uintptr_t>(p) % sizeof(K) == 0 && len >= kBlock;
+    if (direct) flush();
     for (std::uint64_t done = 0; done < len;) {
-      const auto m = static_cast<std::size_t>(std::min<std::uint64_t>(kBlock, len - done));
       const char* q = p + static_cast<std::int64_t>(done) * s;
-      if (native) {
+      if (direct) {
+        const auto m = static_cast<std::size_t>(std::min<std::uint64_t>(kBlock, len - done));
         f(reinterpret_cast<const K*>(q), m);
+        done += m;
       } else {
-        convert<K>(kt, v.dtype, q, s, m, buf);
-        f(static_cast<const K*>(buf), m);
+        const auto m = static_cast<std::size_t>(std::min<std::uint64_t>(kBlock - fill, len - done));
+        convert<K>(kt, v.dtype, q, s, m, buf + fill);
+        fill += m;
+        done += m;
+        if (fill == kBlock) flush();
       }
-      done += m;
     }
     a += len;
     ++row;
     col = 0;
   }
+  flush();
 }
 
 int threads_for(std::uint64_t n, int requested, std::uint64_t counter_bytes_per_thread) {
