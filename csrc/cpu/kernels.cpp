@@ -133,6 +133,48 @@ template <class K> void count_v2_generic(const K* x, std::size_t n, const CountA
   else fix_and_count<K, false>(x, n, g, a, hist);
 }
 
+#if HISTGPU_HAVE_AVX512 || HISTGPU_HAVE_AVX2
+// Counts one-hot bucket bits with a Harley-Seal carry-save adder tree: 16 vectors of one-hot
+// bits are summed into bit-sliced counters (ones, twos, fours, eights) and only the carry out
+// of every 16th vector (sixteens) is turned into integer counts. `Simd` supplies the vector
+// type and kLanes, one_hot(x), csa(high, low, a, b, c) and add_bit_counts(v, weight, nb, hist).
+template <class Simd>
+void count_one_hot_csa(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* hist) {
+  using V = typename Simd::Vec;
+  constexpr std::size_t L = Simd::kLanes;
+  const Simd simd(a);
+  const std::int32_t nb = a.nb;
+  V ones = Simd::zero(), twos = ones, fours = ones, eights = ones;
+  std::size_t i = 0;
+  for (; i + 16 * L <= n; i += 16 * L) {
+    V twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
+    const float* p = x + i;
+    Simd::csa(twos_a, ones, ones, simd.one_hot(p), simd.one_hot(p + L));
+    Simd::csa(twos_b, ones, ones, simd.one_hot(p + 2 * L), simd.one_hot(p + 3 * L));
+    Simd::csa(fours_a, twos, twos, twos_a, twos_b);
+    Simd::csa(twos_a, ones, ones, simd.one_hot(p + 4 * L), simd.one_hot(p + 5 * L));
+    Simd::csa(twos_b, ones, ones, simd.one_hot(p + 6 * L), simd.one_hot(p + 7 * L));
+    Simd::csa(fours_b, twos, twos, twos_a, twos_b);
+    Simd::csa(eights_a, fours, fours, fours_a, fours_b);
+    Simd::csa(twos_a, ones, ones, simd.one_hot(p + 8 * L), simd.one_hot(p + 9 * L));
+    Simd::csa(twos_b, ones, ones, simd.one_hot(p + 10 * L), simd.one_hot(p + 11 * L));
+    Simd::csa(fours_a, twos, twos, twos_a, twos_b);
+    Simd::csa(twos_a, ones, ones, simd.one_hot(p + 12 * L), simd.one_hot(p + 13 * L));
+    Simd::csa(twos_b, ones, ones, simd.one_hot(p + 14 * L), simd.one_hot(p + 15 * L));
+    Simd::csa(fours_b, twos, twos, twos_a, twos_b);
+    Simd::csa(eights_b, fours, fours, fours_a, fours_b);
+    Simd::csa(sixteens, eights, eights, eights_a, eights_b);
+    Simd::add_bit_counts(sixteens, 16, nb, hist);
+  }
+  for (; i + L <= n; i += L) Simd::add_bit_counts(simd.one_hot(x + i), 1, nb, hist);
+  Simd::add_bit_counts(ones, 1, nb, hist);
+  Simd::add_bit_counts(twos, 2, nb, hist);
+  Simd::add_bit_counts(fours, 4, nb, hist);
+  Simd::add_bit_counts(eights, 8, nb, hist);
+  if (i < n) count_v2_generic<float>(x + i, n - i, a, hist);
+}
+#endif
+
 #if HISTGPU_HAVE_AVX512
 // float32 with at most 32 buckets, no per-element memory writes:
 //  1. bucket: guess (x - lo) * scale, then fix it against both neighbouring thresholds, which
@@ -142,6 +184,8 @@ template <class K> void count_v2_generic(const K* x, std::size_t n, const CountA
 //     is turned into integer counts (one mask test + popcount per bucket).
 // Scalar increments would cost about a cycle per element on their own; this costs a fraction.
 struct BucketsF32x16 {
+  using Vec = __m512i;
+  static constexpr std::size_t kLanes = 16;
   __m512 low0, low1, high0, high1, lo, scale, gmax;
   const float* t;
   std::int32_t nb;
@@ -190,61 +234,36 @@ struct BucketsF32x16 {
     }
     return _mm512_maskz_sllv_epi32(finite, one, g);
   }
-};
 
-// Adds weight * (number of lanes with bit p set) to hist[p] for every bucket p.
-inline void add_bit_counts(__m512i v, std::uint64_t weight, std::int32_t nb, std::uint64_t* hist) {
-  for (std::int32_t p = 0; p < nb; ++p) {
-    const __mmask16 m = _mm512_test_epi32_mask(v, _mm512_set1_epi32(1 << p));
-    hist[p] += static_cast<std::uint64_t>(__builtin_popcount(m)) * weight;
+  static inline __m512i zero() { return _mm512_setzero_si512(); }
+
+  // Carry-save adder: (high, low) = a + b + c, bitwise.
+  static inline void csa(__m512i& high, __m512i& low, __m512i a, __m512i b, __m512i c) {
+    low = _mm512_ternarylogic_epi32(a, b, c, 0x96);   // a ^ b ^ c
+    high = _mm512_ternarylogic_epi32(a, b, c, 0xe8);  // majority(a, b, c)
   }
-}
 
-// Carry-save adder: (high, low) = a + b + c, bitwise.
-inline void csa(__m512i& high, __m512i& low, __m512i a, __m512i b, __m512i c) {
-  low = _mm512_ternarylogic_epi32(a, b, c, 0x96);   // a ^ b ^ c
-  high = _mm512_ternarylogic_epi32(a, b, c, 0xe8);  // majority(a, b, c)
-}
+  // Adds weight * (number of lanes with bit p set) to hist[p] for every bucket p.
+  static inline void add_bit_counts(__m512i v, std::uint64_t weight, std::int32_t nb, std::uint64_t* hist) {
+    for (std::int32_t p = 0; p < nb; ++p) {
+      const __mmask16 m = _mm512_test_epi32_mask(v, _mm512_set1_epi32(1 << p));
+      hist[p] += static_cast<std::uint64_t>(__builtin_popcount(m)) * weight;
+    }
+  }
+};
 
 void count_v2_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a,
                          std::uint64_t* hist) {
-  const BucketsF32x16 buckets(a);
-  const std::int32_t nb = a.nb;
-  __m512i ones = _mm512_setzero_si512(), twos = ones, fours = ones, eights = ones;
-  std::size_t i = 0;
-  for (; i + 256 <= n; i += 256) {
-    __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
-    const float* p = x + i;
-    csa(twos_a, ones, ones, buckets.one_hot(p), buckets.one_hot(p + 16));
-    csa(twos_b, ones, ones, buckets.one_hot(p + 32), buckets.one_hot(p + 48));
-    csa(fours_a, twos, twos, twos_a, twos_b);
-    csa(twos_a, ones, ones, buckets.one_hot(p + 64), buckets.one_hot(p + 80));
-    csa(twos_b, ones, ones, buckets.one_hot(p + 96), buckets.one_hot(p + 112));
-    csa(fours_b, twos, twos, twos_a, twos_b);
-    csa(eights_a, fours, fours, fours_a, fours_b);
-    csa(twos_a, ones, ones, buckets.one_hot(p + 128), buckets.one_hot(p + 144));
-    csa(twos_b, ones, ones, buckets.one_hot(p + 160), buckets.one_hot(p + 176));
-    csa(fours_a, twos, twos, twos_a, twos_b);
-    csa(twos_a, ones, ones, buckets.one_hot(p + 192), buckets.one_hot(p + 208));
-    csa(twos_b, ones, ones, buckets.one_hot(p + 224), buckets.one_hot(p + 240));
-    csa(fours_b, twos, twos, twos_a, twos_b);
-    csa(eights_b, fours, fours, fours_a, fours_b);
-    csa(sixteens, eights, eights, eights_a, eights_b);
-    add_bit_counts(sixteens, 16, nb, hist);
-  }
-  for (; i + 16 <= n; i += 16) add_bit_counts(buckets.one_hot(x + i), 1, nb, hist);
-  add_bit_counts(ones, 1, nb, hist);
-  add_bit_counts(twos, 2, nb, hist);
-  add_bit_counts(fours, 4, nb, hist);
-  add_bit_counts(eights, 8, nb, hist);
-  if (i < n) count_v2_generic<float>(x + i, n - i, a, hist);
+  count_one_hot_csa<BucketsF32x16>(x, n, a, hist);
 }
 #endif
 
 #if HISTGPU_HAVE_AVX2
-// The AVX2 form of count_v2_f32_avx512 (see there): 8 lanes, 32-entry threshold tables read
-// with four 8-entry permutes and two levels of blends, carry-save adders built from and/or/xor.
+// The AVX2 form of BucketsF32x16 (see there): 8 lanes, 32-entry threshold tables read with
+// four 8-entry permutes and two levels of blends, carry-save adders built from and/or/xor.
 struct BucketsF32x8 {
+  using Vec = __m256i;
+  static constexpr std::size_t kLanes = 8;
   __m256 low[4], high[4], lo, scale, gmax;
   const float* t;
   std::int32_t nb;
@@ -302,52 +321,26 @@ struct BucketsF32x8 {
     }
     return _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(1), g), finite);
   }
+
+  static inline __m256i zero() { return _mm256_setzero_si256(); }
+
+  static inline void csa(__m256i& high, __m256i& low, __m256i a, __m256i b, __m256i c) {
+    const __m256i u = _mm256_xor_si256(a, b);
+    low = _mm256_xor_si256(u, c);
+    high = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
+  }
+
+  static inline void add_bit_counts(__m256i v, std::uint64_t weight, std::int32_t nb, std::uint64_t* hist) {
+    for (std::int32_t p = 0; p < nb; ++p) {
+      const __m256i at_sign = _mm256_sll_epi32(v, _mm_cvtsi32_si128(31 - p));
+      hist[p] += static_cast<std::uint64_t>(
+                     __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(at_sign)))) * weight;
+    }
+  }
 };
 
-inline void add_bit_counts8(__m256i v, std::uint64_t weight, std::int32_t nb, std::uint64_t* hist) {
-  for (std::int32_t p = 0; p < nb; ++p) {
-    const __m256i at_sign = _mm256_sll_epi32(v, _mm_cvtsi32_si128(31 - p));
-    hist[p] += static_cast<std::uint64_t>(__builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(at_sign)))) * weight;
-  }
-}
-
-inline void csa8(__m256i& high, __m256i& low, __m256i a, __m256i b, __m256i c) {
-  const __m256i u = _mm256_xor_si256(a, b);
-  low = _mm256_xor_si256(u, c);
-  high = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
-}
-
 void count_v2_f32_avx2(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* hist) {
-  const BucketsF32x8 buckets(a);
-  const std::int32_t nb = a.nb;
-  __m256i ones = _mm256_setzero_si256(), twos = ones, fours = ones, eights = ones;
-  std::size_t i = 0;
-  for (; i + 128 <= n; i += 128) {
-    __m256i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
-    const float* p = x + i;
-    csa8(twos_a, ones, ones, buckets.one_hot(p), buckets.one_hot(p + 8));
-    csa8(twos_b, ones, ones, buckets.one_hot(p + 16), buckets.one_hot(p + 24));
-    csa8(fours_a, twos, twos, twos_a, twos_b);
-    csa8(twos_a, ones, ones, buckets.one_hot(p + 32), buckets.one_hot(p + 40));
-    csa8(twos_b, ones, ones, buckets.one_hot(p + 48), buckets.one_hot(p + 56));
-    csa8(fours_b, twos, twos, twos_a, twos_b);
-    csa8(eights_a, fours, fours, fours_a, fours_b);
-    csa8(twos_a, ones, ones, buckets.one_hot(p + 64), buckets.one_hot(p + 72));
-    csa8(twos_b, ones, ones, buckets.one_hot(p + 80), buckets.one_hot(p + 88));
-    csa8(fours_a, twos, twos, twos_a, twos_b);
-    csa8(twos_a, ones, ones, buckets.one_hot(p + 96), buckets.one_hot(p + 104));
-    csa8(twos_b, ones, ones, buckets.one_hot(p + 112), buckets.one_hot(p + 120));
-    csa8(fours_b, twos, twos, twos_a, twos_b);
-    csa8(eights_b, fours, fours, fours_a, fours_b);
-    csa8(sixteens, eights, eights, eights_a, eights_b);
-    add_bit_counts8(sixteens, 16, nb, hist);
-  }
-  for (; i + 8 <= n; i += 8) add_bit_counts8(buckets.one_hot(x + i), 1, nb, hist);
-  add_bit_counts8(ones, 1, nb, hist);
-  add_bit_counts8(twos, 2, nb, hist);
-  add_bit_counts8(fours, 4, nb, hist);
-  add_bit_counts8(eights, 8, nb, hist);
-  if (i < n) count_v2_generic<float>(x + i, n - i, a, hist);
+  count_one_hot_csa<BucketsF32x8>(x, n, a, hist);
 }
 #endif
 
