@@ -1,9 +1,11 @@
-// Turning the Python layer's (pointer, dtype code, shape, strides, multiplicity) into a view.
-// Shared by the CPU and CUDA modules.
+// Turning the Python layer's (pointer, dtype code, shape, strides, multiplicity) into a view,
+// and engine results into Python objects. Shared by the CPU and CUDA modules.
 #pragma once
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <vector>
@@ -42,6 +44,17 @@ namespace py = pybind11;
 
 inline py::tuple stats_tuple(const RangeStats& s) {
   return py::make_tuple(s.min, s.max, s.num, s.nan, s.posinf, s.neginf);
+}
+
+template <class T> py::array_t<T> to_numpy(const std::vector<T>& v) {
+  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+// (edges, counts, stats): what every v2 entry point of every engine returns.
+inline py::tuple v2_tuple(const V2Result& r) {
+  return py::make_tuple(to_numpy(r.edges), to_numpy(r.counts), stats_tuple(r.stats));
 }
 
 }  // namespace histgpu::bindings

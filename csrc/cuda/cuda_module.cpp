@@ -19,19 +19,11 @@ namespace py = pybind11;
 using namespace histgpu;
 using bindings::make_view;
 using bindings::stats_tuple;
+using bindings::to_numpy;
+using bindings::v2_tuple;
 using Shape = std::vector<std::int64_t>;
 
 namespace {
-
-template <class T> py::array_t<T> to_numpy(const std::vector<T>& v) {
-  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
-  std::copy(v.begin(), v.end(), a.mutable_data());
-  return a;
-}
-
-py::tuple v2_tuple(const V2Result& r) {
-  return py::make_tuple(to_numpy(r.edges), to_numpy(r.counts), stats_tuple(r.stats));
-}
 
 void* as_stream(std::uintptr_t s) { return reinterpret_cast<void*>(s); }
 
