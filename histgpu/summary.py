@@ -41,12 +41,12 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 import histgpu
+from histgpu import _options
 from histgpu import proto as _proto
 
 __all__ = ["histogram", "histogram_v1", "NONFINITE_SUFFIXES"]
 
 NONFINITE_SUFFIXES: Tuple[str, str, str] = _proto.NONFINITE_SUFFIXES
-_DEFAULT_BUCKETS = 30  # TensorBoard's DEFAULT_BUCKET_COUNT
 
 
 # ----------------------------------------------------------------------------- input
@@ -189,7 +189,7 @@ def _graph_buckets(tag: str, data: Any, buckets: Any, step: Any, nonfinite: str)
     if tf.is_tensor(buckets):
         k = buckets
     else:  # a Python count is checked now, like the eager path does
-        k = tf.constant(_DEFAULT_BUCKETS if buckets is None else operator.index(buckets))
+        k = tf.constant(_options.bucket_count(buckets))
 
     def run(values: np.ndarray, k_value: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         h = histgpu.compute(values, max(0, int(k_value)), nonfinite=nonfinite)
@@ -197,7 +197,7 @@ def _graph_buckets(tag: str, data: Any, buckets: Any, step: Any, nonfinite: str)
 
     table, counts = tf.numpy_function(run, [x, tf.cast(k, tf.int64)], [tf.float64, tf.int64], stateful=True)
     if buckets is None or isinstance(buckets, (int, np.integer)):
-        kk = _DEFAULT_BUCKETS if buckets is None else max(0, int(buckets))
+        kk = _options.bucket_count(buckets)
         table.set_shape([kk, 3])
     else:
         table.set_shape([None, 3])
