@@ -38,27 +38,41 @@ template <class K> void range_block(const K* x, std::size_t n, RangeAcc<K>& acc)
   constexpr int kTop = static_cast<int>(sizeof(Key) * 8) - 1;
   using AliasKey __attribute__((may_alias)) = Key;
   const AliasKey* bits = reinterpret_cast<const AliasKey*>(x);
-  Key lo = acc.kmin, hi = acc.kmax, nonfinite = 0;
-  // Branch-free so that it vectorises: a non-finite value gets key ~0 for min and 0 for max.
+  // Fast path, branch-free so that it vectorises: min/max of all keys, and the largest
+  // magnitude bit pattern, which reaches the exponent mask only if a value is NaN or Inf.
+  Key lo = acc.kmin, hi = acc.kmax, top = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const Key b = bits[i];
     const Key key = b ^ (static_cast<Key>(static_cast<SKey>(b) >> kTop) | B::kSign);
-    const Key bad = static_cast<Key>((b & B::kExpMask) == B::kExpMask);
-    const Key keep = bad - 1;  // all ones for finite values
-    lo = std::min(lo, key | ~keep);
-    hi = std::max(hi, key & keep);
-    nonfinite += bad;
+    lo = std::min(lo, key);
+    hi = std::max(hi, key);
+    top = std::max(top, static_cast<Key>(b & ~B::kSign));
+  }
+  if (top < B::kExpMask) {
+    acc.kmin = lo;
+    acc.kmax = hi;
+    acc.num += n;
+    return;
+  }
+  // Rare: the block holds NaN or Inf. Again, leaving them out, and say which kind they are.
+  lo = acc.kmin;
+  hi = acc.kmax;
+  for (std::size_t i = 0; i < n; ++i) {
+    const K v = x[i];
+    const Key b = bits[i];
+    if (is_finite_bits<K>(b)) {
+      const Key key = b ^ (static_cast<Key>(static_cast<SKey>(b) >> kTop) | B::kSign);
+      lo = std::min(lo, key);
+      hi = std::max(hi, key);
+      ++acc.num;
+    } else if (std::isnan(v)) {
+      ++acc.nan;
+    } else {
+      (v > 0 ? acc.posinf : acc.neginf) += 1;
+    }
   }
   acc.kmin = lo;
   acc.kmax = hi;
-  acc.num += n - nonfinite;
-  if (nonfinite) {  // rare: say which kind
-    for (std::size_t i = 0; i < n; ++i) {
-      const K v = x[i];
-      if (std::isnan(v)) ++acc.nan;
-      else if (std::isinf(v)) (v > 0 ? acc.posinf : acc.neginf) += 1;
-    }
-  }
 }
 
 // ---- counting against thresholds ----------------------------------------------------------
