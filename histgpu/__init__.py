@@ -9,6 +9,18 @@ from ._api import __version__, build_info, compute, compute_v1, histogram, v1_li
 from ._cuda_backend import histogram_many
 from ._options import NonFiniteWarning
 from ._result import Histogram, V1Histogram
+from .sharded import (
+    RangeInfo,
+    V1Partial,
+    histogram_from_counts,
+    local_counts,
+    local_histogram,
+    local_range,
+    local_v1,
+    merge,
+    merge_ranges,
+    merge_v1,
+)
 
 __all__ = [
     "__version__",
@@ -23,6 +35,16 @@ __all__ = [
     "NonFiniteWarning",
     "histogram_proto",
     "SummaryWriter",
+    "RangeInfo",
+    "V1Partial",
+    "local_range",
+    "merge_ranges",
+    "local_counts",
+    "local_histogram",
+    "histogram_from_counts",
+    "merge",
+    "local_v1",
+    "merge_v1",
 ]
 
 # Modules that need TensorBoard or TensorFlow are imported on first use, so `import histgpu`

@@ -42,6 +42,15 @@ class Histogram:
         """NaN and infinite values left out of the buckets."""
         return self.nan + self.posinf + self.neginf
 
+    def merge(self, *others: "Histogram") -> "Histogram":
+        """This histogram plus others on the same buckets (shards of one tensor), exactly.
+
+        Raises ``ValueError`` when the bucket counts or edges differ: histograms of different
+        specs are never blended. See :func:`histgpu.merge` and :mod:`histgpu.sharded`."""
+        from .sharded import merge
+
+        return merge((self, *others))
+
     def to_tensor(self) -> np.ndarray:
         """The ``[k, 3]`` float64 array of ``[left, right, count]`` rows TensorBoard stores."""
         return np.stack(

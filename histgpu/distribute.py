@@ -22,14 +22,15 @@ collectives.
     hdist.histogram("acts", per_replica, step=global_step)
 
 How (v2, ``[k, 3]`` tensor): every replica reads its shard once for its finite range and
-value counts; one ``all_gather`` of 6 int64 per replica gives every replica the global
-range (``tf.distribute.ReduceOp`` has no MIN/MAX; order keys make the selection exact);
-every replica counts its shard against the buckets of that global range (the thresholds
-of a single tensor); one ``all_reduce(SUM)`` of ``k + 1`` int64 adds the counts; the chief's
-replica 0 writes one summary. The v1 ``HistogramProto`` (:func:`histogram_v1`) needs one
-read and one round: a SUM of 1,843 int64 (counts and exact-sum digits) and the 2-key
-all-gather. Results equal :func:`histgpu.histogram` / :func:`histgpu.compute_v1` of the
-concatenated shards bit for bit.
+value counts, and one ``all_reduce(SUM)`` of ``2R + 4`` int64 (``R`` replicas) gives every
+replica the global range; every replica counts its shard against the buckets of that range
+(the thresholds of a single tensor), and one ``all_reduce(SUM)`` of ``k + 1`` int64 adds the
+counts; the chief's replica 0 writes one summary. ``tf.distribute`` reduces only by SUM,
+so the minimum and maximum travel as exact order keys, each replica in its own row of a
+``[R, 2]`` block (a gather by SUM) selected on arrival. The v1 ``HistogramProto``
+(:func:`histogram_v1`) needs one read and one round: a SUM of ``2R + 1,843`` int64 (counts,
+exact-sum digits, keys). Results equal :func:`histgpu.histogram` /
+:func:`histgpu.compute_v1` of the concatenated shards bit for bit.
 
 What ``data`` means
 -------------------
@@ -54,7 +55,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as _histogram_metadata
 
-from . import _options
+from . import _input, _options
 from . import proto as _proto
 from . import sharded as _sharded
 from . import summary as _summary
@@ -64,7 +65,6 @@ from ._result import Histogram
 __all__ = ["histogram", "histogram_v1", "histogram_tensor"]
 
 _SUM = tf.distribute.ReduceOp.SUM
-_ROW = 6  # RangeInfo.to_row(): [key(min), -key(max), num, nan, posinf, neginf]
 
 
 # --------------------------------------------------------------------- where are we?
@@ -72,9 +72,8 @@ _ROW = 6  # RangeInfo.to_row(): [key(min), -key(max), num, nan, posinf, neginf]
 
 def _is_per_replica(data: Any) -> bool:
     """A DistributedValues holding a different value on each replica (PerReplica)."""
-    if not isinstance(data, tf.distribute.DistributedValues):
-        return False
-    return type(data).__name__ == "PerReplica"
+    # PerReplica is not exported by TensorFlow; its class name is stable across 2.x.
+    return isinstance(data, tf.distribute.DistributedValues) and type(data).__name__ == "PerReplica"
 
 
 def _is_replicated(data: Any) -> bool:
@@ -123,23 +122,48 @@ def _worker_shards(strategy: tf.distribute.Strategy, data: Any) -> Any:
 
 
 # ----------------------------------------------------------- host sides (numpy_function)
+#
+# tf.distribute reduces only by SUM (and MEAN), so MIN/MAX travel as a gather-by-SUM: each
+# replica writes its 2 order keys into its own row of an [R, 2] block of zeros and the SUM
+# all-reduce leaves every replica with all R rows; a selection over them is exact. The block
+# rides in the same int64 message as the counts, so a round is one collective.
 
 
-def _np_range_row(values: np.ndarray) -> np.ndarray:
-    return _sharded.local_range(values).to_row()
+def _message(mins: np.ndarray, sums: np.ndarray, replica: Any, replicas: Any) -> np.ndarray:
+    """``[R * 2 keys (own row filled) | sums]``, to be all-reduced with SUM."""
+    block = np.zeros((int(replicas), 2), dtype=np.int64)
+    block[int(replica)] = mins
+    return np.concatenate([block.reshape(-1), np.asarray(sums, dtype=np.int64)])
 
 
-def _np_counts(values: np.ndarray, rows: np.ndarray, k: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """This shard's counts against the global range, plus its value count as a last entry."""
-    g = _sharded.RangeInfo.from_rows(rows)
-    h = _sharded.local_histogram(values, g, _options.bucket_count(int(k)))
+def _split(msg: np.ndarray, replicas: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """(MIN over the replicas' key rows, the summed rest) of a reduced :func:`_message`."""
+    n = 2 * int(replicas)
+    return msg[:n].reshape(-1, 2).min(axis=0), msg[n:]
+
+
+def _np_range_msg(values: np.ndarray, replica: np.ndarray, replicas: np.ndarray) -> np.ndarray:
+    return _message(*_sharded.local_range(values).to_collective(), replica, replicas)
+
+
+def _np_counts(
+    values: np.ndarray, own_msg: np.ndarray, msg: np.ndarray, replica: np.ndarray, replicas: np.ndarray, k: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
+    """This shard's counts against the global range, plus its value count as a last entry.
+
+    ``own_msg`` is this replica's phase-1 message before the reduce: its own range, handed to
+    the engine so that the shard is not read a third time."""
+    g = _sharded.RangeInfo.from_collective(*_split(msg, replicas))
+    n = 2 * int(replicas)
+    own = _sharded.RangeInfo.from_collective(own_msg[:n].reshape(-1, 2)[int(replica)], own_msg[n:])
+    h = _sharded.local_histogram(values, g, _options.bucket_count(int(k)), local=own)
     counts = np.append(np.asarray(h.counts, dtype=np.int64), np.int64(h.num))
     return counts, np.asarray(h.edges, dtype=np.float64)
 
 
 def _np_finish(mode: str):
-    def finish(rows: np.ndarray, counts: np.ndarray, edges: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        g = _sharded.RangeInfo.from_rows(rows)
+    def finish(msg: np.ndarray, replicas: np.ndarray, counts: np.ndarray, edges: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        g = _sharded.RangeInfo.from_collective(*_split(msg, replicas))
         counts = np.asarray(counts, dtype=np.int64)
         if int(counts[-1]) != g.num or int(counts[:-1].sum()) != (g.num if counts.size > 1 else 0):
             raise ValueError("histgpu.distribute: summed counts do not match the merged range")
@@ -150,14 +174,13 @@ def _np_finish(mode: str):
     return finish
 
 
-def _np_v1_local(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    return _sharded.local_v1(values).to_collective()
+def _np_v1_msg(values: np.ndarray, replica: np.ndarray, replicas: np.ndarray) -> np.ndarray:
+    return _message(*_sharded.local_v1(values).to_collective(), replica, replicas)
 
 
 def _np_v1_finish(tag: str, mode: str):
-    def finish(mins: np.ndarray, sums: np.ndarray) -> Tuple[bytes, np.ndarray]:
-        part = _sharded.V1Partial.from_collective(np.asarray(mins).min(axis=0), sums)
-        h = part.finish(nonfinite=mode)
+    def finish(msg: np.ndarray, replicas: np.ndarray) -> Tuple[bytes, np.ndarray]:
+        h = _sharded.V1Partial.from_collective(*_split(msg, replicas)).finish(nonfinite=mode)
         summary = _proto.summary_pb2.Summary()
         summary.value.add(tag=tag, histo=_proto.v1_to_proto(h))
         _proto.add_nonfinite_values(summary, tag, h.nan, h.posinf, h.neginf)
@@ -169,38 +192,60 @@ def _np_v1_finish(tag: str, mode: str):
 # --------------------------------------------------------- replica context: collectives
 
 
+def _shard_tensor(data: Any) -> tf.Tensor:
+    """``data`` as a tensor whose dtype histgpu reads, checked while tracing: a failure
+    inside a numpy_function on one replica would leave the others waiting in a collective."""
+    x = tf.convert_to_tensor(data)
+    try:
+        _input.dtype_code(np.dtype(x.dtype.as_numpy_dtype))
+    except TypeError as exc:
+        raise TypeError(f"histgpu.distribute: {exc} (tensor dtype {x.dtype.name})") from None
+    return x
+
+
+def _replica_ids() -> Tuple[Any, tf.Tensor, tf.Tensor]:
+    ctx = tf.distribute.get_replica_context()
+    rid = tf.cast(ctx.replica_id_in_sync_group, tf.int64)
+    return ctx, rid, tf.constant(ctx.num_replicas_in_sync, tf.int64)
+
+
 def _replica_table(data: Any, k: tf.Tensor, k_static: Optional[int], mode: str) -> Tuple[tf.Tensor, tf.Tensor]:
     """In replica context: the global ``[k, 3]`` table and ``[nan, posinf, neginf]``.
 
-    Identical on every replica. Two collectives: all_gather of 6 int64, all_reduce(SUM)
-    of ``k + 1`` int64.
+    Identical on every replica. Two SUM all-reduces: ``2R + 4`` int64 (the range), then
+    ``k + 1`` int64 (the counts).
     """
-    ctx = tf.distribute.get_replica_context()
-    x = tf.convert_to_tensor(data)
-    row = tf.numpy_function(_np_range_row, [x], tf.int64, stateful=True)
-    row.set_shape([_ROW])
-    rows = ctx.all_gather(row[tf.newaxis], axis=0)
-    counts, edges = tf.numpy_function(_np_counts, [x, rows, k], [tf.int64, tf.float64], stateful=True)
-    kk = None if k_static is None else k_static
-    counts.set_shape([None if kk is None else kk + 1])
-    edges.set_shape([None if kk is None else kk + 1])
+    ctx, rid, nrep = _replica_ids()
+    x = _shard_tensor(data)
+    own_msg = tf.numpy_function(_np_range_msg, [x, rid, nrep], tf.int64, stateful=True)
+    own_msg.set_shape([2 * ctx.num_replicas_in_sync + 4])
+    msg = ctx.all_reduce(_SUM, own_msg)
+    counts, edges = tf.numpy_function(
+        _np_counts, [x, own_msg, msg, rid, nrep, k], [tf.int64, tf.float64], stateful=True
+    )
+    n = None if k_static is None else k_static + 1
+    counts.set_shape([n])
+    edges.set_shape([n])
     counts = ctx.all_reduce(_SUM, counts)
-    table, nonfinite = tf.numpy_function(_np_finish(mode), [rows, counts, edges], [tf.float64, tf.int64], stateful=True)
-    table.set_shape([kk, 3])
+    table, nonfinite = tf.numpy_function(
+        _np_finish(mode), [msg, nrep, counts, edges], [tf.float64, tf.int64], stateful=True
+    )
+    table.set_shape([k_static, 3])
     nonfinite.set_shape([3])
     return table, nonfinite
 
 
 def _replica_v1(data: Any, tag: str, mode: str) -> Tuple[tf.Tensor, tf.Tensor]:
-    """In replica context: the serialized v1 ``Summary`` of the whole tensor, and non-finite counts."""
-    ctx = tf.distribute.get_replica_context()
-    x = tf.convert_to_tensor(data)
-    mins, sums = tf.numpy_function(_np_v1_local, [x], [tf.int64, tf.int64], stateful=True)
-    mins.set_shape([2])
-    sums.set_shape([None])
-    gathered = ctx.all_gather(mins[tf.newaxis], axis=0)  # no MIN in tf.distribute
-    sums = ctx.all_reduce(_SUM, sums)
-    raw, nonfinite = tf.numpy_function(_np_v1_finish(tag, mode), [gathered, sums], [tf.string, tf.int64], stateful=True)
+    """In replica context: the serialized v1 ``Summary`` of the whole tensor, and non-finite counts.
+
+    One SUM all-reduce of ``2R + 1,843`` int64.
+    """
+    ctx, rid, nrep = _replica_ids()
+    x = _shard_tensor(data)
+    msg = tf.numpy_function(_np_v1_msg, [x, rid, nrep], tf.int64, stateful=True)
+    msg.set_shape([None])
+    msg = ctx.all_reduce(_SUM, msg)
+    raw, nonfinite = tf.numpy_function(_np_v1_finish(tag, mode), [msg, nrep], [tf.string, tf.int64], stateful=True)
     raw.set_shape([])
     nonfinite.set_shape([3])
     return raw, nonfinite
@@ -362,7 +407,7 @@ def histogram_v1(
     Like :func:`histgpu.summary.histogram_v1`, for sharded ``data`` (see :func:`histogram`):
     ``bucket_limit``, ``bucket``, ``min``, ``max``, ``num`` and the exact ``sum`` /
     ``sum_squares`` equal :func:`histgpu.proto.histogram_proto` of the concatenation.
-    One read of each shard, one collective round (1,843 int64 summed, 2 gathered).
+    One read of each shard, one SUM all-reduce of ``2R + 1,843`` int64.
     """
     mode = _options.nonfinite_mode(nonfinite)
     how, strategy, shards = _route(data, strategy)

@@ -21,25 +21,31 @@ Every piece converts to plain int64 arrays for any collective library
 (``to_collective``/``from_collective``): one array to reduce with MIN, one with SUM. Maxima
 travel as negated order keys so that a single MIN reduction serves both ends of the range.
 
-torch.distributed::
+torch.distributed (tested as written in tests/distribute_torch_worker.py)::
 
-    import torch, torch.distributed as dist
-    import histgpu
+    import numpy as np, torch, torch.distributed as dist
+    import histgpu.sharded as hs
 
-    def all_reduce(a, op):
-        t = torch.from_numpy(a)
+    def all_reduce(a, op):                                # numpy int64 in, numpy out
+        t = torch.from_numpy(np.ascontiguousarray(a))
         dist.all_reduce(t, op=op)
         return t.numpy()
 
-    r = histgpu.local_range(shard)                      # phase 1: 6 int64 per rank
-    lo, n = r.to_collective()
-    g = histgpu.RangeInfo.from_collective(all_reduce(lo, dist.ReduceOp.MIN),
-                                          all_reduce(n, dist.ReduceOp.SUM))
-    c = histgpu.local_counts(shard, g, buckets=30)      # phase 2: k int64 per rank
-    h = histgpu.histogram_from_counts(g, all_reduce(c, dist.ReduceOp.SUM))
-    # h == histgpu.compute(torch.cat(all_shards)) on every rank
+    lo, n = hs.local_range(shard).to_collective()         # phase 1: 2 + 4 int64 per rank
+    g = hs.RangeInfo.from_collective(all_reduce(lo, dist.ReduceOp.MIN),
+                                     all_reduce(n, dist.ReduceOp.SUM))
+    c = hs.local_counts(shard, g, buckets=30)            # phase 2: k int64 per rank
+    h = hs.histogram_from_counts(g, all_reduce(c, dist.ReduceOp.SUM))
+    # h == histgpu.compute(np.concatenate(all_shards), 30) on every rank, bit for bit
 
-(JAX: ``jax.lax.pmin``/``psum`` on the same arrays; MPI: ``MPI.MIN``/``MPI.SUM``.)
+    mins, sums = hs.local_v1(shard).to_collective()       # v1: one round, 2 + 1,843 int64
+    v1 = hs.V1Partial.from_collective(all_reduce(mins, dist.ReduceOp.MIN),
+                                      all_reduce(sums, dist.ReduceOp.SUM)).finish()
+
+With the NCCL backend, move the int64 tensors to the GPU first (Gloo and MPI reduce host
+tensors). JAX: ``jax.lax.pmin``/``psum`` on the same arrays, with ``jax_enable_x64`` on (JAX
+silently narrows int64 to int32 otherwise). MPI: ``MPI.MIN``/``MPI.SUM``. Never reduce counts
+as floats: past 2**24 (float32) or 2**53 (float64) they stop being exact.
 """
 from __future__ import annotations
 
@@ -212,13 +218,26 @@ def merge_ranges(ranges: Iterable[RangeInfo]) -> RangeInfo:
 # ---------------------------------------------------------------------------- v2: counts
 
 
-def _in_range(data: Any, spec: RangeInfo, k: int, num_threads: Optional[int], device: Optional[str]):
-    """The engine's counts of one shard against the shared range, after checking they fit."""
+def _in_range(
+    data: Any,
+    spec: RangeInfo,
+    k: int,
+    num_threads: Optional[int],
+    device: Optional[str],
+    local: Optional[RangeInfo] = None,
+):
+    """The engine's counts of one shard against the shared range, after checking they fit.
+
+    With ``local`` (this shard's phase-1 range) the engine counts without reading the shard's
+    range again: two reads of the data in all, as for a single tensor."""
     if not isinstance(spec, RangeInfo):
         raise TypeError(f"spec must be a histgpu.RangeInfo (the merged range), not {type(spec).__name__}")
+    if local is not None and not isinstance(local, RangeInfo):
+        raise TypeError(f"local must be this shard's histgpu.RangeInfo from local_range, not {type(local).__name__}")
+    known = None if local is None else (local.min, local.max, local.num, local.nan, local.posinf, local.neginf)
     threads = _options.num_threads(num_threads)
     edges, counts, stats = _api._engine_call(
-        "histogram_v2_in_range", data, device, threads, k, float(spec.min), float(spec.max), int(spec.num)
+        "histogram_v2_in_range", data, device, threads, k, float(spec.min), float(spec.max), int(spec.num), known
     )
     vmin, vmax, num, nan, posinf, neginf = stats
     local = RangeInfo(float(vmin) if num else 0.0, float(vmax) if num else 0.0, int(num), int(nan), int(posinf), int(neginf))
@@ -241,6 +260,7 @@ def local_counts(
     *,
     num_threads: Optional[int] = None,
     device: Optional[str] = None,
+    local: Optional[RangeInfo] = None,
 ) -> np.ndarray:
     """Phase 2: one shard's bucket counts against the merged range.
 
@@ -252,6 +272,9 @@ def local_counts(
         The range merged over **every** shard.
     buckets : int, optional
         ``k`` (default 30), the same on every shard.
+    local : RangeInfo, optional
+        This shard's own phase-1 result (:func:`local_range`). Given, the shard is read once
+        here instead of twice; it must be the range of this very data.
 
     Returns
     -------
@@ -265,7 +288,7 @@ def local_counts(
         If the shard holds values outside ``spec`` (the range was not merged over it).
     """
     k = _options.bucket_count(buckets)
-    _, counts, _ = _in_range(data, spec, k, num_threads, device)
+    _, counts, _ = _in_range(data, spec, k, num_threads, device, local)
     return counts.astype(np.int64)
 
 
@@ -276,6 +299,7 @@ def local_histogram(
     *,
     num_threads: Optional[int] = None,
     device: Optional[str] = None,
+    local: Optional[RangeInfo] = None,
 ) -> Histogram:
     """One shard as a :class:`histgpu.Histogram` on the shared buckets, ready for :func:`merge`.
 
@@ -283,7 +307,7 @@ def local_histogram(
     non-finite counts are the shard's own. Parameters as in :func:`local_counts`.
     """
     k = _options.bucket_count(buckets)
-    edges, counts, local = _in_range(data, spec, k, num_threads, device)
+    edges, counts, local = _in_range(data, spec, k, num_threads, device, local)
     return Histogram(edges, counts, local.min, local.max, local.num, local.nan, local.posinf, local.neginf)
 
 
@@ -291,7 +315,7 @@ def _edges(spec: RangeInfo, k: int) -> np.ndarray:
     """The bucket edges of ``spec``, from the engine (so they are the single-tensor edges)."""
     empty = np.empty(0, dtype=np.float64)
     edges, _, _ = _api._engine_call(
-        "histogram_v2_in_range", empty, "cpu", 1, k, float(spec.min), float(spec.max), int(spec.num)
+        "histogram_v2_in_range", empty, "cpu", 1, k, float(spec.min), float(spec.max), int(spec.num), None
     )
     return edges
 

@@ -165,7 +165,9 @@ def histogram(
     -----
     Nothing is computed unless a default writer exists and ``tf.summary.record_if`` is true.
     In a ``tf.function`` the histogram is computed by a ``tf.numpy_function`` (so it cannot
-    be used under ``jit_compile=True``/XLA); eagerly, histgpu reads the tensor in place.
+    be used under ``jit_compile=True``/XLA); eagerly, histgpu reads the tensor in place. For
+    a GPU tensor the call then waits for the O(k) result (never for a copy of the tensor);
+    :class:`histgpu.writer.SummaryWriter` logs GPU tensors without waiting at all.
     """
     summary_metadata = histogram_metadata.create_summary_metadata(display_name=None, description=description)
     with tf.summary.experimental.summary_scope(name, "histogram_summary", values=[data, buckets, step]) as (tag, _):

@@ -12,24 +12,56 @@
 Nothing here imports TensorFlow: the event records are framed by TensorBoard's own
 ``RecordWriter`` and the protos come from ``tensorboard.compat.proto``. (TensorBoard's
 ``EventFileWriter`` is not used because it resolves ``tf.io.gfile`` and so imports
-TensorFlow whenever it is installed.) Each ``add_*`` call is flushed to disk before it
-returns, so TensorBoard sees the data at once.
+TensorFlow whenever it is installed.)
+
+Asynchronous logging of GPU tensors
+-----------------------------------
+A v2 histogram (``bins=<int>``) of a tensor in GPU memory never makes the caller wait for
+the GPU: ``add_histogram``/``add_histograms`` enqueue the kernels on the producer's stream
+(PyTorch's or CuPy's current stream, ...) together with an asynchronous copy of the O(k)
+result into pinned host memory, and return. A background thread (one per writer, started by
+the first such call) waits for that copy, builds the event and appends it to the file. So a
+training step pays for the enqueue only; the histogram is of the values the tensor holds at
+that point of the stream, even if an optimizer updates the tensor in place right after.
+
+* The queue is bounded by ``max_queue`` events (each ``add_*`` call is one event): when
+  that many are waiting, the next ``add_*`` call blocks until the oldest is written.
+* :meth:`SummaryWriter.flush` and :meth:`SummaryWriter.close` wait until everything queued
+  is written. A writer that is garbage collected, or still open when the interpreter exits
+  normally, is drained and closed by a finaliser (``weakref.finalize``, which runs at exit).
+* An error in the background (a failed CUDA call, ``nonfinite="raise"`` meeting NaN) is
+  raised to the caller by the next ``add_*``, ``flush`` or ``close`` call; that event is not
+  written. One the program never collects is printed to stderr when the writer is finalised.
+  ``NonFiniteWarning`` of such histograms is issued from the background thread.
+* Host data (numpy arrays, CPU tensors) is computed synchronously in the caller, as before.
+  While GPU events are queued, the host events go through the same queue (as finished
+  events), so the file holds events in call order. When nothing is queued, each ``add_*`` call
+  is written and flushed before it returns, so TensorBoard sees it at once.
+* ``bins="tensorflow"`` (the v1 proto) has no asynchronous kernel path and is computed
+  synchronously, for GPU tensors too: a later computation in the background would no longer be
+  ordered on the producer's stream, and could read values already updated in place.
 """
 
 from __future__ import annotations
 
+import collections
+import numbers
 import os
 import socket
+import sys
 import threading
 import time
+import traceback
+import weakref
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Iterable, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 import histgpu
+from histgpu import _cuda_backend, _device, _options
 from histgpu import proto as _proto
 
 __all__ = ["SummaryWriter"]
@@ -84,7 +116,213 @@ class _EventFile:
                 self._records.close()
 
 
+# An event still to be built: called by the background thread, it waits for GPU results.
+EventJob = Callable[[], event_pb2.Event]
+
+
+class _EventQueue:
+    """An event file and the background thread that writes events whose data is on its way.
+
+    It holds no reference to its :class:`SummaryWriter`, so that a finaliser of the writer
+    can drain it (and so that queued events do not keep the writer alive).
+
+    Invariant: ``_jobs`` holds every event submitted and not yet written, oldest first; the
+    head stays in it while the thread builds and writes it. So ``not _jobs`` means that the
+    file holds everything submitted, and the caller may then write directly.
+    """
+
+    def __init__(self, file: _EventFile, max_queue: int):
+        self.file = file
+        self._max = max_queue
+        self._cv = threading.Condition()
+        self._jobs: Deque[EventJob] = collections.deque()
+        self._errors: List[BaseException] = []
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+        self._pid = os.getpid()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("SummaryWriter is closed")
+
+    def put_ready(self, event: event_pb2.Event) -> None:
+        """Write a finished event now, or behind the queued ones when there are any."""
+        with self._cv:
+            self._check_open()
+            if not self._jobs:
+                # Idle: the synchronous path, written and flushed before the call returns.
+                self.file.write(event)
+                self.file.flush()
+                return
+        self.put(lambda: event)
+
+    def put(self, job: EventJob) -> None:
+        """Queue `job`; blocks while ``max_queue`` events are already waiting."""
+        with self._cv:
+            self._check_open()
+            while len(self._jobs) >= self._max:
+                self._cv.wait()
+                self._check_open()
+            self._jobs.append(job)
+            if self._thread is None:
+                # A daemon thread, so that a forgotten writer cannot hang the interpreter;
+                # the finaliser (run at exit, while daemon threads still run) drains it.
+                self._thread = threading.Thread(target=self._run, name="histgpu-writer", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def pending(self) -> int:
+        """Events submitted and not yet written."""
+        with self._cv:
+            return len(self._jobs)
+
+    def wait(self) -> None:
+        """Block until every event submitted so far is written; then flush the file."""
+        with self._cv:
+            while self._jobs:
+                self._cv.wait()
+        self.file.flush()
+
+    def take_error(self) -> Optional[BaseException]:
+        """The first background error not yet reported (and forget them all), or None."""
+        with self._cv:
+            errors, self._errors = self._errors, []
+        if not errors:
+            return None
+        first = errors[0]
+        if len(errors) > 1 and hasattr(first, "add_note"):
+            first.add_note(f"histgpu.writer: {len(errors) - 1} later event(s) failed as well and were not written")
+        return first
+
+    def close(self) -> None:
+        """Write everything queued, stop the thread and close the file (idempotent)."""
+        if os.getpid() != self._pid:
+            return  # a forked child's copy (its finaliser at exit): the parent owns file and thread
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._cv.notify_all()
+            thread = self._thread
+        if thread is threading.current_thread():
+            return  # a finaliser run by the garbage collector on the worker: it closes when drained
+        if thread is not None:
+            thread.join()
+        self.file.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._jobs and not self._closed:
+                    self._cv.wait()
+                if not self._jobs:  # closed and drained
+                    break
+                job: Optional[EventJob] = self._jobs[0]
+            try:
+                self.file.write(job())  # type: ignore[misc]
+            except BaseException as e:  # noqa: BLE001 - handed to the caller by take_error()
+                with self._cv:
+                    self._errors.append(e)
+            job = None  # let the results (and the event) go now, not at the next wake-up
+            with self._cv:
+                self._jobs.popleft()
+                idle = not self._jobs
+                self._cv.notify_all()
+            if idle:  # one flush per burst, not per event
+                self.file.flush()
+        self.file.close()
+
+
+def _finalize(events: _EventQueue) -> None:
+    """Finaliser of a writer that was not closed: drain, close, and report what failed."""
+    try:
+        events.close()
+    except Exception:  # noqa: BLE001 - never raise from a finaliser
+        traceback.print_exc(file=sys.stderr)
+    err = events.take_error()
+    if err is not None:  # nobody is left to raise it to; never drop it silently
+        print("histgpu.writer: an event queued for writing could not be written:", file=sys.stderr)
+        traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------ helpers
+
 Bins = Union[str, int]
+_Value = Tuple[summary_pb2.Summary.Value, Tuple[int, int, int]]
+
+
+def _v2_buckets(bins: Bins) -> Optional[int]:
+    """None for ``bins="tensorflow"`` (the v1 proto), else the v2 bucket count."""
+    if isinstance(bins, str):
+        if bins != "tensorflow":
+            raise ValueError(
+                f"bins={bins!r}: histgpu supports bins='tensorflow' (TensorFlow's v1 HistogramProto) "
+                "or an int k (TensorBoard's v2 [k, 3] bucket tensor)"
+            )
+        return None
+    if isinstance(bins, bool):
+        raise TypeError("bins must be 'tensorflow' or an int, not a bool")
+    return _options.bucket_count(bins)
+
+
+def _host_value(tag: str, values: Any, k: Optional[int], description: Optional[str], nonfinite: str) -> _Value:
+    """Summary value of `values`, computed now (host data, or the v1 proto of any data)."""
+    if k is None:
+        h1 = histgpu.compute_v1(values, nonfinite=nonfinite)
+        value = summary_pb2.Summary.Value(tag=tag, histo=_proto.v1_to_proto(h1))
+        if description:
+            value.metadata.CopyFrom(summary_pb2.SummaryMetadata(summary_description=description))
+        return value, (h1.nan, h1.posinf, h1.neginf)
+    h = histgpu.compute(values, k, nonfinite=nonfinite)
+    return _proto.histogram_v2_value(tag, h.to_tensor(), description), (h.nan, h.posinf, h.neginf)
+
+
+def _gpu_value(tag: str, h: histgpu.Histogram, description: Optional[str], mode: str) -> _Value:
+    """Summary value of a histogram that arrived from the GPU (run by the background thread)."""
+    # compute() applies the policy as results arrive; for enqueued results it is applied here.
+    _options.apply_nonfinite_policy(mode, h.nan, h.posinf, h.neginf)
+    return _proto.histogram_v2_value(tag, h.to_tensor(), description), (h.nan, h.posinf, h.neginf)
+
+
+def _summary(values: Iterable[Tuple[str, _Value]]) -> summary_pb2.Summary:
+    summary = summary_pb2.Summary()
+    for tag, (value, bad) in values:
+        summary.value.append(value)
+        _proto.add_nonfinite_values(summary, tag, *bad)
+    return summary
+
+
+def _event(summary: summary_pb2.Summary, global_step: Optional[int], wall_time: float) -> event_pb2.Event:
+    event = event_pb2.Event(wall_time=wall_time, summary=summary)
+    if global_step is not None:
+        event.step = int(global_step)
+    return event
+
+
+def _device_key(values: Any) -> Any:
+    """Which GPU holds `values`, where it says so cheaply (a batch must live on one GPU)."""
+    dlpack_device = getattr(values, "__dlpack_device__", None)
+    if dlpack_device is not None:
+        try:
+            return tuple(int(x) for x in dlpack_device())
+        except Exception:  # noqa: BLE001 - not a usable DLPack producer; let the engine say so
+            pass
+    device = getattr(values, "device", None)
+    return device if isinstance(device, str) else None  # TensorFlow: "/job:.../device:GPU:0"
+
+
+def _failing_in(what: str, job: EventJob) -> EventJob:
+    """`job`, with a note on which event failed added to its exception (Python >= 3.11)."""
+
+    def run() -> event_pb2.Event:
+        try:
+            return job()
+        except BaseException as e:
+            if hasattr(e, "add_note"):
+                e.add_note(f"histgpu.writer: raised in the background while building the event of {what}")
+            raise
+
+    return run
 
 
 class SummaryWriter:
@@ -92,7 +330,8 @@ class SummaryWriter:
 
     The constructor and :meth:`add_histogram` take the parameters of PyTorch's
     ``torch.utils.tensorboard.SummaryWriter``, so swapping the import is enough for
-    histogram logging.
+    histogram logging. v2 histograms of GPU tensors are written asynchronously (see the
+    module docstring): the caller waits for the enqueue only.
 
     Parameters
     ----------
@@ -103,8 +342,15 @@ class SummaryWriter:
     purge_step : int, optional
         Like PyTorch: write a ``SessionLog.START`` at this step, so TensorBoard drops
         events with a step >= ``purge_step`` written by an earlier, crashed run.
-    max_queue, flush_secs : int, optional
-        Accepted for compatibility. Every ``add_*`` call is flushed before it returns.
+    max_queue : int, optional
+        Most events (one per ``add_*`` call) queued at once, default 64: events waiting for
+        their GPU results, and host events queued behind them. When the queue is full, the
+        next ``add_*`` call blocks until the oldest queued event is written. The pinned host memory held meanwhile is O(buckets) per
+        histogram, never the tensors' size; the tensors themselves are kept alive until
+        their histograms are computed.
+    flush_secs : int, optional
+        Accepted for compatibility. Every event is flushed to disk as soon as it is written
+        (queued events: once the queue runs empty).
     filename_suffix : str, optional
         Suffix of the event file name.
 
@@ -120,22 +366,26 @@ class SummaryWriter:
         log_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         comment: str = "",
         purge_step: Optional[int] = None,
-        max_queue: int = 10,
+        max_queue: int = 64,
         flush_secs: int = 120,
         filename_suffix: str = "",
     ):
+        if isinstance(max_queue, bool) or not isinstance(max_queue, numbers.Integral) or max_queue < 1:
+            raise ValueError(f"max_queue must be a positive integer, got {max_queue!r}")
         if log_dir is None:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
             log_dir = os.path.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
         self.log_dir = os.fspath(log_dir)
-        self.max_queue = max_queue
+        self.max_queue = int(max_queue)
         self.flush_secs = flush_secs
-        self._file: Optional[_EventFile] = _EventFile(self.log_dir, filename_suffix)
+        self._events: Optional[_EventQueue] = _EventQueue(_EventFile(self.log_dir, filename_suffix), self.max_queue)
+        # Drains the queue when the writer is garbage collected or at interpreter exit
+        # (weakref.finalize runs the finalisers of live objects from an atexit hook).
+        self._finalizer = weakref.finalize(self, _finalize, self._events)
         if purge_step is not None:
-            self._write_event(
+            self._events.put_ready(
                 event_pb2.Event(step=int(purge_step), session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
             )
-            self.flush()
 
     # ---------------------------------------------------------------- plumbing
 
@@ -146,31 +396,53 @@ class SummaryWriter:
     @property
     def file_path(self) -> str:
         """Path of the event file this writer appends to."""
-        if self._file is None:
+        if self._events is None:
             raise RuntimeError("SummaryWriter is closed")
-        return self._file.path
+        return self._events.file.path
 
-    def _write_event(self, event: event_pb2.Event) -> None:
-        if self._file is None:
+    def _queue(self) -> _EventQueue:
+        """The open queue; first raises what the background thread failed with, if anything."""
+        events = self._events
+        if events is None:
             raise RuntimeError("SummaryWriter is closed")
-        self._file.write(event)
-
-    def _write_summary(self, summary: summary_pb2.Summary, global_step: Optional[int], walltime: Optional[float]) -> None:
-        event = event_pb2.Event(wall_time=time.time() if walltime is None else float(walltime), summary=summary)
-        if global_step is not None:
-            event.step = int(global_step)
-        self._write_event(event)
+        err = events.take_error()
+        if err is not None:
+            raise err
+        return events
 
     def flush(self) -> None:
-        """Flush pending events to disk."""
-        if self._file is not None:
-            self._file.flush()
+        """Wait until every queued event is written, and flush the file to disk.
+
+        Raises
+        ------
+        Exception
+            The first error the background thread met since the last ``add_*``/``flush``
+            call (that event was not written).
+        """
+        events = self._events
+        if events is None:
+            return
+        events.wait()
+        err = events.take_error()
+        if err is not None:
+            raise err
 
     def close(self) -> None:
-        """Flush and close the event file; later ``add_*`` calls raise ``RuntimeError``."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Write every queued event, then close the file; later ``add_*`` calls raise ``RuntimeError``.
+
+        Raises
+        ------
+        Exception
+            As :meth:`flush`; the file is closed all the same.
+        """
+        events, self._events = self._events, None
+        if events is None:
+            return
+        self._finalizer.detach()
+        events.close()
+        err = events.take_error()
+        if err is not None:
+            raise err
 
     def __enter__(self) -> "SummaryWriter":
         return self
@@ -183,35 +455,7 @@ class SummaryWriter:
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:  # best effort, like PyTorch's writer
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
-            pass
-
     # -------------------------------------------------------------- histograms
-
-    @staticmethod
-    def _histogram_values(
-        tag: str, values: Any, bins: Bins, description: Optional[str], nonfinite: str
-    ) -> Tuple[summary_pb2.Summary.Value, Tuple[int, int, int]]:
-        if isinstance(bins, str):
-            if bins != "tensorflow":
-                raise ValueError(
-                    f"bins={bins!r}: histgpu supports bins='tensorflow' (TensorFlow's v1 HistogramProto) "
-                    "or an int k (TensorBoard's v2 [k, 3] bucket tensor)"
-                )
-            h = histgpu.compute_v1(values, nonfinite=nonfinite)
-            md = summary_pb2.SummaryMetadata(summary_description=description) if description else None
-            value = summary_pb2.Summary.Value(tag=tag, histo=_proto.v1_to_proto(h))
-            if md is not None:
-                value.metadata.CopyFrom(md)
-        else:
-            if isinstance(bins, bool):
-                raise TypeError("bins must be 'tensorflow' or an int, not a bool")
-            h = histgpu.compute(values, bins, nonfinite=nonfinite)
-            value = _proto.histogram_v2_value(tag, h.to_tensor(), description)
-        return value, (h.nan, h.posinf, h.neginf)
 
     def add_histogram(
         self,
@@ -226,6 +470,11 @@ class SummaryWriter:
         nonfinite: str = "omit",
     ) -> None:
         """Add a histogram of ``values``; PyTorch's ``add_histogram`` signature.
+
+        With ``bins=<int>`` and ``values`` on a GPU this returns once the work is enqueued
+        on the producer's stream; the event is written in the background (see the module
+        docstring). Otherwise the histogram is computed before the call returns.
+        It may block when ``max_queue`` events are waiting already.
 
         Parameters
         ----------
@@ -242,21 +491,37 @@ class SummaryWriter:
             ``[k, 3]`` bucket tensor, equal to ``tf.summary.histogram(..., buckets=k)``'s.
             numpy's bin-estimator strings are not supported.
         walltime : float, optional
-            Event time in seconds since the epoch; default ``time.time()``.
+            Event time in seconds since the epoch; default ``time.time()`` at this call.
         max_bins : None
             PyTorch's down-sampling option; not supported (must be None).
         description : str, optional
             Markdown description shown in TensorBoard.
         nonfinite : {"omit", "raise"}, optional
-            See :mod:`histgpu.summary`.
+            See :mod:`histgpu.summary`. For asynchronous histograms the ``ValueError`` of
+            ``"raise"`` comes from the next ``add_*``/``flush``/``close`` call.
+
+        Raises
+        ------
+        Exception
+            Also what the background thread met since the previous call (see :meth:`flush`).
         """
+        events = self._queue()
         if max_bins is not None:
             raise ValueError("max_bins is not supported by histgpu's SummaryWriter")
-        value, bad = self._histogram_values(tag, values, bins, description, nonfinite)
-        summary = summary_pb2.Summary(value=[value])
-        _proto.add_nonfinite_values(summary, tag, *bad)
-        self._write_summary(summary, global_step, walltime)
-        self.flush()
+        k = _v2_buckets(bins)
+        mode = _options.nonfinite_mode(nonfinite)
+        wall = time.time() if walltime is None else float(walltime)
+        if k is not None and _device.is_device_array(values):
+            pending = _cuda_backend.enqueue_histogram(values, k)
+
+            def job() -> event_pb2.Event:
+                value = _gpu_value(tag, pending.result(), description, mode)
+                return _event(_summary([(tag, value)]), global_step, wall)
+
+            events.put(_failing_in(f"{tag!r} at step {global_step}", job))
+            return
+        value = _host_value(tag, values, k, description, mode)
+        events.put_ready(_event(_summary([(tag, value)]), global_step, wall))
 
     def add_histograms(
         self,
@@ -269,6 +534,12 @@ class SummaryWriter:
     ) -> None:
         """Add one histogram per ``(tag, values)`` pair, all in a single event.
 
+        With ``bins=<int>``, the GPU tensors among them are enqueued in one batch per GPU (a
+        fixed number of kernel launches, whatever their number) and the event is written in
+        the background; host tensors are computed before the call returns. Like
+        :meth:`add_histogram`, it may block while ``max_queue`` events are queued, and raises
+        what the background thread met since the previous call.
+
         Parameters
         ----------
         tensors : mapping or iterable of (str, array_like)
@@ -276,15 +547,36 @@ class SummaryWriter:
         global_step, bins, walltime, nonfinite
             As in :meth:`add_histogram`, shared by all histograms.
         """
-        items = tensors.items() if isinstance(tensors, Mapping) else tensors
-        summary = summary_pb2.Summary()
-        for tag, values in items:
-            value, bad = self._histogram_values(tag, values, bins, None, nonfinite)
-            summary.value.append(value)
-            _proto.add_nonfinite_values(summary, tag, *bad)
-        if summary.value:
-            self._write_summary(summary, global_step, walltime)
-            self.flush()
+        events = self._queue()
+        k = _v2_buckets(bins)
+        mode = _options.nonfinite_mode(nonfinite)
+        wall = time.time() if walltime is None else float(walltime)
+        pairs = list(tensors.items() if isinstance(tensors, Mapping) else tensors)
+        if not pairs:
+            return
+        on_gpu = [i for i, (_, v) in enumerate(pairs) if k is not None and _device.is_device_array(v)]
+        groups: Dict[Any, List[int]] = {}
+        for i in on_gpu:
+            groups.setdefault(_device_key(pairs[i][1]), []).append(i)
+        # GPU batches first, so that the GPU works while the host tensors are counted here.
+        pendings = [(idx, _cuda_backend.enqueue_histograms([pairs[i][1] for i in idx], k)) for idx in groups.values()]
+        done: Dict[int, _Value] = {}
+        gpu = set(on_gpu)
+        for i, (tag, v) in enumerate(pairs):
+            if i not in gpu:
+                done[i] = _host_value(tag, v, k, None, mode)
+        tags = [tag for tag, _ in pairs]  # the job keeps the tags, never the tensors
+        if not pendings:
+            events.put_ready(_event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall))
+            return
+
+        def job() -> event_pb2.Event:
+            for idx, pending in pendings:
+                for i, h in zip(idx, pending.result()):
+                    done[i] = _gpu_value(tags[i], h, None, mode)
+            return _event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall)
+
+        events.put(_failing_in(f"{len(tags)} histograms at step {global_step}", job))
 
     def add_scalar(
         self,
@@ -294,6 +586,7 @@ class SummaryWriter:
         walltime: Optional[float] = None,
     ) -> None:
         """Add a scalar (``simple_value``, as PyTorch writes it) — handy next to histograms."""
+        events = self._queue()
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(scalar_value))])
-        self._write_summary(summary, global_step, walltime)
-        self.flush()
+        wall = time.time() if walltime is None else float(walltime)
+        events.put_ready(_event(summary, global_step, wall))

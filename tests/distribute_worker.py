@@ -24,12 +24,14 @@ SCENARIOS = tuple(K)
 # Every scenario runs in replica context inside one tf.function ("rep_fn"); a subset also
 # runs in the slower modes, to keep the suite short.
 SUBSET = ("uneven", "nan", "all_equal")
+VAR_VALUES = np.linspace(-2.0, 3.0, 101, dtype=np.float32) ** 3  # a mirrored variable's value
+K_VAR = 11
 
 
 def shard(scenario: str, replica: int) -> np.ndarray:
     """Replica ``replica``'s shard of ``scenario`` (uneven sizes, empty shards, NaN, ...)."""
     rng = np.random.default_rng([SCENARIOS.index(scenario), replica])
-    sizes = (2500, 0, 41, 900)
+    sizes = (2500, 41, 0, 900)
     n = sizes[replica % len(sizes)]
     if scenario == "uneven":
         return (rng.standard_normal(n) * (replica + 1) + replica).astype(np.float32)
@@ -133,6 +135,10 @@ def main() -> int:
                 for r, local in enumerate(strategy.experimental_local_results(out[i])):
                     expect_table(local, sc, f"{tag(sc, mode)} replica {r}")
 
+        # A mirrored variable is one value, not a shard per replica.
+        var = tf.Variable(VAR_VALUES)
+        hdist.histogram("var/xr", var, buckets=K_VAR)
+        tf.function(lambda: strategy.run(lambda: hdist.histogram("var/rep_fn", var, buckets=K_VAR)))()
         # replica context, one tf.function for every scenario
         rep_fn = tf.function(lambda xs: strategy.run(step, args=(xs, SCENARIOS, "rep_fn")))
         check_run(rep_fn(tuple(shards[sc] for sc in SCENARIOS)), SCENARIOS, "rep_fn")
@@ -140,16 +146,17 @@ def main() -> int:
         check_run(strategy.run(step, args=((shards["nan"],), ("nan",), "rep_eager")), ("nan",), "rep_eager")
 
         @tf.function
-        def xr_fn(xs):
-            """Cross-replica context inside tf.function, PerReplica values."""
+        def xr_fn(xs, k_first):
+            """Cross-replica context inside tf.function, PerReplica values; the first
+            scenario's bucket count is a tensor (unknown while tracing)."""
             out = []
-            for sc, x in zip(SUBSET, xs):
-                hdist.histogram(tag(sc, "xr_fn"), x, buckets=K[sc])
+            for i, (sc, x) in enumerate(zip(SUBSET, xs)):
+                hdist.histogram(tag(sc, "xr_fn"), x, buckets=k_first if i == 0 else K[sc])
                 hdist.histogram_v1(tag(sc, "xr_fn", v1=True), x)
                 out.append(hdist.histogram_tensor(x, K[sc]))
             return out
 
-        for sc, table in zip(SUBSET, xr_fn(tuple(shards[sc] for sc in SUBSET))):
+        for sc, table in zip(SUBSET, xr_fn(tuple(shards[sc] for sc in SUBSET), tf.constant(K[SUBSET[0]]))):
             expect_table(table, sc, tag(sc, "xr_fn"))
         for sc in SUBSET:
             # cross-replica context, eager, PerReplica values
@@ -159,6 +166,16 @@ def main() -> int:
                 hdist.histogram(tag(sc, "worker"), shard(sc, worker), buckets=K[sc])
                 hdist.histogram_v1(tag(sc, "worker", v1=True), shard(sc, worker))
         if kind == "mirrored":
+            # An unsupported dtype fails while tracing, on every replica alike (no replica
+            # may fail alone inside a collective round).
+            checks += 1
+            try:
+                hdist.histogram_tensor(strategy.experimental_distribute_values_from_function(
+                    lambda ctx: tf.complex(tf.zeros([2]), tf.zeros([2]))))
+                failures.append("complex data did not raise")
+            except TypeError as exc:
+                if "complex" not in str(exc):
+                    failures.append(f"complex data: unexpected message {exc}")
             # nonfinite="raise": every replica fails at once, after the collectives (no hang).
             checks += 1
             try:

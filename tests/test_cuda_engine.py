@@ -278,8 +278,8 @@ def test_in_range_shards_equal_cpu():
     for gmin, gmax, gnum in [(float(x.min()) - 1, float(x.max()) + 2, x.size * 3), (-1.0, 1.0, 10)]:
         xs = x[(x >= gmin) & (x <= gmax)]
         _o2, d2, h2 = mirror(xs)
-        c = _cpu.histogram_v2_in_range(*h2, 30, gmin, gmax, gnum, THREADS, "")
-        g = _cuda.histogram_v2_in_range(*d2, 30, gmin, gmax, gnum, 0, -1)
+        c = _cpu.histogram_v2_in_range(*h2, 30, gmin, gmax, gnum, None, THREADS, "")
+        g = _cuda.histogram_v2_in_range(*d2, 30, gmin, gmax, gnum, None, 0, -1)
         assert_same_v2(g, c, "in_range")
     c = _cpu.range_stats(*hargs, THREADS, "")
     g = _cuda.range_stats(*dargs, 0, -1)

@@ -9,7 +9,9 @@ ending with the result on the host, so every entry includes its own synchronisat
   * torch.histc + torch.aminmax, cupy.histogram + cupy min/max, and cupy.histogram with CuPy's
     CUB accelerator (CUB's device histogram) + min/max,
   * the bandwidth ceiling: a device-to-device copy (bytes read + written per second),
-  * the asynchronous path: how long enqueue_histograms keeps the calling (training) thread.
+  * the asynchronous path: how long enqueue_histograms keeps the calling (training) thread, and
+    how long histgpu.writer.SummaryWriter.add_histograms keeps it while the GPU is still busy
+    with earlier work, against the same call + flush() (synchronous); needs tensorboard.
 Writes bench_gpu.md (a markdown table) and bench_gpu.json into --out.
 """
 from __future__ import annotations
@@ -55,6 +57,65 @@ def timeit(fn, reps, warmup=2):
         fn()
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts), min(ts)
+
+
+def busy_gpu(ms: float):
+    """Enqueue about `ms` of GPU work (the rest of a training step, still running when it logs)."""
+    if torch is not None:
+        torch.cuda._sleep(int(ms * 1e-3 * 1.9e9))  # a spin kernel of that many clock cycles (~1.9 GHz)
+    else:
+        a = cupy.ones((4096, 4096), dtype=cupy.float32)
+        b = cupy.empty_like(a)
+        for _ in range(max(1, int(ms / 3))):  # a few ms per 4096^3 float32 matmul
+            cupy.matmul(a, a, out=b)
+
+def writer_step_wait(parts, k, reps, busy_ms=20.0):
+    """Rows: how long SummaryWriter.add_histograms keeps a training step, asynchronously, against
+    the same call followed by flush() (what a synchronous writer costs the step). Before each
+    call about `busy_ms` of GPU work is enqueued, as a training step leaves it in flight."""
+    import tempfile
+
+    what = f"SummaryWriter.add_histograms ({len(parts)} tensors, bins={k})"
+    try:
+        from histgpu.writer import SummaryWriter  # needs the tensorboard package
+    except ImportError as e:
+        print("writer scenario skipped:", e, flush=True)
+        return [{"what": what, "median_ms": float("nan"), "best_ms": float("nan"), "GB_per_s": float("nan"),
+                 "note": f"skipped: {e}"}]
+    busy = []
+    for _ in range(3):
+        sync()
+        t0 = time.perf_counter()
+        busy_gpu(busy_ms)
+        sync()
+        busy.append(time.perf_counter() - t0)
+    in_flight = f"GPU busy {statistics.median(busy) * 1e3:.1f} ms with earlier work at each call"
+    tensors = {f"t{i}": t for i, t in enumerate(parts)}
+    waits, syncs = [], []
+    with tempfile.TemporaryDirectory() as d, SummaryWriter(d) as w:
+        w.add_histograms(tensors, 0, bins=k)  # warm-up (thread start, pools)
+        w.flush()
+        for step in range(reps):
+            sync()
+            busy_gpu(busy_ms)
+            t0 = time.perf_counter()
+            w.add_histograms(tensors, step, bins=k)
+            waits.append(time.perf_counter() - t0)
+            w.flush()
+            sync()
+            busy_gpu(busy_ms)
+            t0 = time.perf_counter()
+            w.add_histograms(tensors, step, bins=k)
+            w.flush()
+            syncs.append(time.perf_counter() - t0)
+    out = []
+    for name, ts, note in ((f"{what}: step waits (async)", waits, in_flight + "; the event is written by a thread"),
+                           (f"{what} + flush(): step waits (synchronous equivalent)", syncs, in_flight)):
+        med, best = statistics.median(ts), min(ts)
+        out.append({"what": name, "median_ms": med * 1e3, "best_ms": best * 1e3, "GB_per_s": float("nan"),
+                    "note": note})
+        print(f"{name:55s} {med * 1e3:9.3f} ms  (best {best * 1e3:8.3f})  {note}", flush=True)
+    return out
 
 
 def main(argv=None):
@@ -136,6 +197,7 @@ def main(argv=None):
                  statistics.median(hold) * 1e3, "best_ms": min(hold) * 1e3, "GB_per_s": float("nan"),
                  "note": "time until control returns; the work runs on the stream"})
     print(f"enqueue hold {statistics.median(hold) * 1e3:.3f} ms", flush=True)
+    rows.extend(writer_step_wait(parts, k, args.reps))
 
     if torch is not None:
         def torch_hist():

@@ -49,18 +49,20 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("histogram_v2_in_range",
         [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
            std::uint64_t mult, std::int64_t k, double gmin, double gmax, std::uint64_t gnum,
-           int threads, const std::string& isa) {
+           const py::object& local_stats, int threads, const std::string& isa) {
           const StridedView v = make_view(ptr, dtype, shape, strides, mult);
+          const auto known = bindings::known_local_stats(local_stats, mult);
           cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
           V2Result r;
           {
             py::gil_scoped_release nogil;
-            const RangeStats local = engine.range(v);
+            const RangeStats local = known ? *known : engine.range(v);
             r = histogram_v2_in_range(engine, v, k, local, gmin, gmax, gnum);
           }
           return v2_tuple(r);
         },
-        "v2 buckets of a shard against a global range: (edges, counts, local stats).");
+        "v2 buckets of a shard against a global range: (edges, counts, local stats). "
+        "local_stats: the shard's range_stats() if known, else None.");
 
   m.def("histogram_v1",
         [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <tuple>
 #include <stdexcept>
 #include <vector>
 
@@ -44,6 +46,27 @@ namespace py = pybind11;
 
 inline py::tuple stats_tuple(const RangeStats& s) {
   return py::make_tuple(s.min, s.max, s.num, s.nan, s.posinf, s.neginf);
+}
+
+// A shard's own range stats when the caller already has them (phase 1 of a sharded histogram,
+// as range_stats returned them: counts include the view's repetition), so that counting
+// against a global range does not read the shard a third time. None: the engine reads them.
+inline std::optional<RangeStats> known_local_stats(const py::object& known, std::uint64_t mult) {
+  if (known.is_none()) return std::nullopt;
+  const auto t = known.cast<std::tuple<double, double, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t>>();
+  RangeStats s;
+  s.min = std::get<0>(t);
+  s.max = std::get<1>(t);
+  const std::uint64_t counts[4] = {std::get<2>(t), std::get<3>(t), std::get<4>(t), std::get<5>(t)};
+  for (std::uint64_t c : counts)
+    if (mult == 0 || c % mult != 0)
+      throw std::invalid_argument("histgpu: local stats do not belong to this view (counts are not "
+                                  "multiples of its repetition)");
+  s.num = counts[0] / mult;
+  s.nan = counts[1] / mult;
+  s.posinf = counts[2] / mult;
+  s.neginf = counts[3] / mult;
+  return s;
 }
 
 template <class T> py::array_t<T> to_numpy(const std::vector<T>& v) {

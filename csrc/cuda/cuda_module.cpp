@@ -169,19 +169,22 @@ PYBIND11_MODULE(_cuda, m) {
 
   m.def("histogram_v2_in_range",
         [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides, std::uint64_t mult,
-           std::int64_t k, double gmin, double gmax, std::uint64_t gnum, std::uintptr_t stream, int device) {
+           std::int64_t k, double gmin, double gmax, std::uint64_t gnum, const py::object& local_stats,
+           std::uintptr_t stream, int device) {
           const StridedView v = make_view(ptr, dtype, shape, strides, mult);
+          const auto known = bindings::known_local_stats(local_stats, mult);
           cuda::CudaEngine engine(as_stream(stream), device);
           V2Result r;
           {
             py::gil_scoped_release nogil;
-            const RangeStats local = engine.range(v);
+            const RangeStats local = known ? *known : engine.range(v);
             r = histogram_v2_in_range(engine, v, k, local, gmin, gmax, gnum);
           }
           return v2_tuple(r);
         },
         py::arg("ptr"), py::arg("dtype"), py::arg("shape"), py::arg("strides"), py::arg("multiplicity"),
-        py::arg("k"), py::arg("gmin"), py::arg("gmax"), py::arg("gnum"), py::arg("stream") = 0,
+        py::arg("k"), py::arg("gmin"), py::arg("gmax"), py::arg("gnum"), py::arg("local_stats") = py::none(),
+        py::arg("stream") = 0,
         py::arg("device") = -1, "v2 buckets of a shard against a global range: (edges, counts, local stats).");
 
   m.def("histogram_v1",
