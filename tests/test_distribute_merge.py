@@ -279,3 +279,27 @@ def test_nonfinite_policy_applies_to_the_global_counts():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         S.histogram_from_counts(S.local_range([1.0]), S.local_counts([1.0], S.local_range([1.0]), 2))
+
+
+def test_local_counts_with_the_shards_own_range_reads_it_once_and_agrees():
+    """Passing phase 1's RangeInfo skips the engine's second range read; the counts must not
+    change, whatever the shard (NaN, strided, repeated elements)."""
+    rng = np.random.default_rng(11)
+    whole = rng.standard_normal(50_000).astype(np.float32)
+    whole[::777] = np.nan
+    shards = [whole[:20_000], whole[20_000:][::-1], np.broadcast_to(whole[:7], (3, 7))]
+    ranges = [S.local_range(s) for s in shards]
+    g = S.merge_ranges(ranges)
+    for shard, mine in zip(shards, ranges):
+        assert np.array_equal(S.local_counts(shard, g, 30, local=mine), S.local_counts(shard, g, 30))
+
+
+def test_local_range_of_another_view_is_refused():
+    x = np.arange(10, dtype=np.float64)
+    view = np.broadcast_to(x, (3, 10))  # counted 3 times: its stats are multiples of 3
+    g = S.local_range(view)
+    wrong = S.local_range(x[:4])  # 4 values: not a multiple of the view's repetition
+    with pytest.raises(ValueError, match="local stats"):
+        S.local_counts(view, g, 5, local=wrong)
+    with pytest.raises(TypeError):
+        S.local_counts(x, g, 5, local=(0.0, 9.0, 10, 0, 0, 0))
