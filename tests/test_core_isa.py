@@ -10,7 +10,7 @@ import pytest
 import histgpu
 from histgpu import _cpu
 
-from conftest import tb_buckets
+from conftest import ieee_buckets, tb_buckets
 
 ISAS = list(_cpu.supported_isas())
 
@@ -114,3 +114,30 @@ class _no_warning:
 
     def __exit__(self, *exc):
         return self._cm.__exit__(*exc)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("k", [33, 1000, 70_000])
+@pytest.mark.parametrize(
+    "case",
+    ["float32_range_overflows_float32", "float32_narrow_range", "float64_edges_and_ulps"],
+)
+def test_trusted_guess_never_misfiles(monkeypatch, isa, k, case):
+    """Above 32 buckets the kernels trust the arithmetic guess when it is far enough inside its
+    bucket (V2Plan::guess_tolerance) and check only the others against the thresholds. Values
+    on every edge and one ulp either side, ranges whose difference overflows float32, narrow
+    ranges and bucket counts beyond the trusted limit must all still match TensorBoard's
+    formula (``ieee_buckets``, itself checked against TensorBoard in test_core_reference.py;
+    TensorBoard's own one_hot would need n * k * 8 bytes here)."""
+    monkeypatch.setenv("HISTGPU_CPU_ISA", isa)
+    rng = np.random.default_rng(k)
+    if case == "float32_range_overflows_float32":
+        x = rng.uniform(-3.3e38, 3.3e38, 20_000).astype(np.float32)
+    elif case == "float32_narrow_range":
+        x = (np.float32(1000.0) + rng.integers(0, 4000, 20_000).astype(np.float32) * np.float32(2**-14)).astype(np.float32)
+    else:
+        lo, hi = -7.25, 1e3
+        edges = lo + (hi - lo) / k * np.arange(k + 1)
+        x = np.concatenate([[lo, hi], edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+        x = np.clip(x, lo, hi)
+    assert np.array_equal(histgpu.histogram(x, k), ieee_buckets(x.astype(np.float64), k))

@@ -2,6 +2,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace histgpu {
@@ -35,6 +36,21 @@ V2Plan V2Plan::make(DType dtype, double min, double max, std::int64_t k) {
     p.thresholds_f64 = v2_thresholds<double>(p.spec, min, max);
   p.guess_lo = min;
   p.guess_scale = p.spec.halved ? 0.5 / p.spec.width : 1.0 / p.spec.width;
+  // |q_kernel - q_tensorboard| <= q * (3 ulp of the kernel type + 3 ulp of float64) <=
+  // k * 2^-22 in float32, k * 2^-51 in float64; the tolerances below are 4x that. They need
+  // q's inputs to stay normal and finite: no halving, a normal scale and, in float32, a range
+  // that does not overflow (x - lo must not round to inf).
+  p.guess_tolerance = std::numeric_limits<double>::quiet_NaN();
+  const double kd = static_cast<double>(k);
+  if (!p.spec.halved) {
+    if (p.kernel == KernelType::F32) {
+      if (std::isnormal(static_cast<float>(p.guess_scale)) &&
+          std::isfinite(static_cast<float>(max - min)) && k <= (std::int64_t(1) << 16))
+        p.guess_tolerance = (kd + 1.0) * 0x1p-20;
+    } else if (std::isnormal(p.guess_scale)) {
+      p.guess_tolerance = (kd + 1.0) * 0x1p-49;
+    }
+  }
   return p;
 }
 

@@ -19,6 +19,12 @@ struct V2Plan {
   std::vector<double> thresholds_f64;  // T[0..k] when kernel == F64
   double guess_lo = 0.0;               // first guess of a bucket: (x - lo) * scale
   double guess_scale = 0.0;
+  // The guess g = min(trunc(q), k - 1) of q = (x - lo) * scale, computed in the kernel's
+  // precision, is certainly TensorBoard's bucket when q is at least this far from g and from
+  // g + 1 (the ends of bucket 0 and k - 1 excepted): the rounding of both computations is
+  // bounded well below it. NaN where no such bound holds: every comparison with it fails, so
+  // every guess is checked (+inf would not do: an overflowing q = inf passes q - g >= inf).
+  double guess_tolerance = 0.0;
 
   static V2Plan make(DType dtype, double min, double max, std::int64_t k);
 };

@@ -148,15 +148,16 @@ template <class K> RangeStats range_impl(const StridedView& v, const KernelTable
 
 template <class K>
 std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& kt, int threads,
-                                      const std::vector<K>& thresholds, double guess_lo,
-                                      double guess_scale, bool has_nonfinite) {
+                                      const std::vector<K>& thresholds, const V2Plan& plan,
+                                      bool has_nonfinite) {
   CountArgs<K> args;
   args.thresholds = thresholds.data();
   args.nb = static_cast<std::int32_t>(thresholds.size() - 1);
   args.lanes = args.nb <= 8192 ? 8 : 1;
   args.skip_nonfinite = has_nonfinite;
-  args.lo = static_cast<K>(guess_lo);
-  args.scale = static_cast<K>(guess_scale);
+  args.lo = static_cast<K>(plan.guess_lo);
+  args.scale = static_cast<K>(plan.guess_scale);
+  args.tolerance = static_cast<K>(plan.guess_tolerance);
   const std::uint64_t n = v.size();
   const std::size_t per_thread = static_cast<std::size_t>(args.lanes) * args.nb;
   const int nt = threads_for(n, threads, per_thread * sizeof(std::uint64_t));
@@ -234,10 +235,8 @@ RangeStats CpuEngine::range(const StridedView& view) {
 std::vector<std::uint64_t> CpuEngine::count_v2(const StridedView& view, const V2Plan& plan,
                                                bool has_nonfinite) {
   if (plan.kernel == KernelType::F32)
-    return count_impl<float>(view, k_, threads_, plan.thresholds_f32, plan.guess_lo,
-                             plan.guess_scale, has_nonfinite);
-  return count_impl<double>(view, k_, threads_, plan.thresholds_f64, plan.guess_lo,
-                            plan.guess_scale, has_nonfinite);
+    return count_impl<float>(view, k_, threads_, plan.thresholds_f32, plan, has_nonfinite);
+  return count_impl<double>(view, k_, threads_, plan.thresholds_f64, plan, has_nonfinite);
 }
 
 V1Raw CpuEngine::v1(const StridedView& view) {

@@ -110,10 +110,11 @@ template <class K> inline void add_exact(ExactBins<K>& bins, K x) {
   }
 }
 
-// Moves each guess g[i] to the bucket with T[g] <= x < T[g+1] and counts it.
+// Counts each value in bucket g[i], after moving the guesses flagged in check[i] to the bucket
+// with T[g] <= x < T[g+1].
 template <class K, bool kSkipNonfinite>
-void fix_and_count(const K* x, std::size_t n, std::int32_t* g, const CountArgs<K>& a,
-                   std::uint64_t* hist) {
+void fix_and_count(const K* x, std::size_t n, std::int32_t* g, const std::uint8_t* check,
+                   const CountArgs<K>& a, std::uint64_t* hist) {
   const K* t = a.thresholds;
   const std::int32_t nb = a.nb;
   const std::size_t lane_mask = static_cast<std::size_t>(a.lanes - 1);
@@ -121,12 +122,14 @@ void fix_and_count(const K* x, std::size_t n, std::int32_t* g, const CountArgs<K
     const K xi = x[i];
     if (kSkipNonfinite && !(std::fabs(xi) <= std::numeric_limits<K>::max())) continue;
     std::int32_t gi = g[i];
-    if (xi >= t[gi + 1]) {
-      ++gi;
-      if (xi >= t[gi + 1]) gi = search_bucket(xi, t, nb);
-    } else if (xi < t[gi]) {
-      --gi;
-      if (xi < t[gi]) gi = search_bucket(xi, t, nb);
+    if (check[i]) {
+      if (xi >= t[gi + 1]) {
+        ++gi;
+        if (xi >= t[gi + 1]) gi = search_bucket(xi, t, nb);
+      } else if (xi < t[gi]) {
+        --gi;
+        if (xi < t[gi]) gi = search_bucket(xi, t, nb);
+      }
     }
     hist[(i & lane_mask) * nb + gi] += 1;
   }
@@ -135,16 +138,23 @@ void fix_and_count(const K* x, std::size_t n, std::int32_t* g, const CountArgs<K
 template <class K> void count_v2_generic(const K* x, std::size_t n, const CountArgs<K>& a,
                                          std::uint64_t* hist) {
   std::int32_t g[kBlock];
-  const K gmax = static_cast<K>(a.nb - 1);
-  // First guess, vectorised: (x - lo) * scale, clamped (NaN lands on 0 and is skipped later).
+  std::uint8_t check[kBlock];
+  const std::int32_t last = a.nb - 1;
+  const K gmax = static_cast<K>(last), tol = a.tolerance;
+  // First guess, vectorised: (x - lo) * scale, clamped (NaN lands on 0 and is skipped later),
+  // and whether it is certain: far enough inside its bucket (V2Plan::guess_tolerance).
   for (std::size_t i = 0; i < n; ++i) {
     K q = (x[i] - a.lo) * a.scale;
     q = q > K(0) ? q : K(0);
-    q = q < gmax ? q : gmax;
-    g[i] = static_cast<std::int32_t>(q);
+    const std::int32_t gi = static_cast<std::int32_t>(q < gmax ? q : gmax);
+    const K gf = static_cast<K>(gi);
+    // Bitwise, not short-circuit: no branches, so the loop vectorises.
+    const int sure = ((gi == 0) | (q - gf >= tol)) & ((gi == last) | (gf + K(1) - q >= tol));
+    g[i] = gi;
+    check[i] = static_cast<std::uint8_t>(sure ^ 1);
   }
-  if (a.skip_nonfinite) fix_and_count<K, true>(x, n, g, a, hist);
-  else fix_and_count<K, false>(x, n, g, a, hist);
+  if (a.skip_nonfinite) fix_and_count<K, true>(x, n, g, check, a, hist);
+  else fix_and_count<K, false>(x, n, g, check, a, hist);
 }
 
 #if HISTGPU_HAVE_AVX512 || HISTGPU_HAVE_AVX2

@@ -37,8 +37,9 @@ template <class K> struct CountArgs {
   std::int32_t nb = 0;
   std::int32_t lanes = 1;  // a power of two
   bool skip_nonfinite = false;
-  // v2 first guess: (x - lo) * scale, clamped to [0, nb - 1].
-  K lo = 0, scale = 0;
+  // v2 first guess: (x - lo) * scale, clamped to [0, nb - 1]; trusted without looking at the
+  // thresholds when at least `tolerance` inside its bucket (V2Plan::guess_tolerance).
+  K lo = 0, scale = 0, tolerance = 0;
   // v1 first guess: guess_table[ordered_key(x) >> (bits - v1_guess_bits<K>())].
   const std::int16_t* guess_table = nullptr;
 };
