@@ -383,13 +383,21 @@ void count_v2_f64(const double* x, std::size_t n, const CountArgs<double>& a, st
 
 // ---- v1: fixed TensorFlow limits, range, non-finite counts and exact sums in one read -------
 
-// Adds a finite float32 to the fast per-exponent bins (copy `copy`).
-inline void add_fast_exact(FastExactBinsF32& f, std::uint32_t b, std::size_t copy) {
+// A finite float32 with bits b is m * 2^(e - 150); these add m (signed) or m * m to the fast
+// per-exponent bins (copy `copy`).
+inline void add_fast_sum(FastExactBinsF32& f, std::uint32_t b, std::size_t copy) {
   const std::uint32_t field = (b >> 23) & 0xffu;
-  const std::uint32_t e = field ? field : 1u;
   const std::int64_t m = (b & 0x7fffffu) | (field ? 0x800000u : 0u);
-  f.sum[copy][e] += (b >> 31) ? -m : m;
-  f.sumsq[copy][e] += static_cast<std::uint64_t>(m) * static_cast<std::uint64_t>(m);
+  f.sum[copy][field ? field : 1u] += (b >> 31) ? -m : m;
+}
+inline void add_fast_square(FastExactBinsF32& f, std::uint32_t b, std::size_t copy) {
+  const std::uint32_t field = (b >> 23) & 0xffu;
+  const std::uint64_t m = (b & 0x7fffffu) | (field ? 0x800000u : 0u);
+  f.sumsq[copy][field ? field : 1u] += m * m;
+}
+inline void add_fast_exact(FastExactBinsF32& f, std::uint32_t b, std::size_t copy) {
+  add_fast_sum(f, b, copy);
+  add_fast_square(f, b, copy);
 }
 
 template <class K> inline void count_nonfinite(K x, RangeAcc<K>& r) {
@@ -441,10 +449,74 @@ template <class K> void v1_block(const K* x, std::size_t n, const CountArgs<K>& 
 }
 
 #if HISTGPU_HAVE_AVX512
+// Exact sums of one block of float32 values in registers. Values whose exponent is within 28
+// of the block's largest (window base Ls = Emax - 28) add m << (E - Ls) into 64-bit lanes;
+// squares split m = a * 2^12 + b and add a^2 << 24, 2ab << 12 and b^2, each shifted by
+// 2 (E - Lq) with Lq = Emax - 13, into three more. Each lane stays below 2^52 per value and
+// 2^63 per block of kBlock values, so nothing can overflow; zeros fit any window. The few
+// values below a window (tiny next to the block's largest) are left to the caller, which
+// adds them to the per-exponent bins one by one.
+struct ExactWindowsF32x16 {
+  int ls = 1, lq = 1;
+  __m512i sum[2], aa[2], ab[2], bb[2];
+
+  ExactWindowsF32x16(const float* x, std::size_t n) {
+    const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
+    __m512i emax = _mm512_setzero_si512();
+    for (std::size_t i = 0; i + 16 <= n; i += 16) {
+      const __m512i e = _mm512_and_si512(_mm512_loadu_si512(x + i), exp_mask);
+      emax = _mm512_mask_max_epu32(emax, _mm512_cmpneq_epi32_mask(e, exp_mask), emax, e);
+    }
+    const int top = static_cast<int>(_mm512_reduce_max_epu32(emax) >> 23);
+    ls = std::max(top - 28, 1);
+    lq = std::max(top - 13, 1);
+    for (int h = 0; h < 2; ++h) sum[h] = aa[h] = ab[h] = bb[h] = _mm512_setzero_si512();
+  }
+
+  // Adds the lanes it can; returns (sum lanes left out) | (square lanes left out) << 16.
+  inline std::uint32_t add(__m512i exponent, __m512i mant, __mmask16 negative, __mmask16 finite) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __mmask16 is_zero = _mm512_cmpeq_epi32_mask(mant, zero);
+    const __m512i s = _mm512_sub_epi32(exponent, _mm512_set1_epi32(ls));
+    const __m512i s2 = _mm512_sub_epi32(exponent, _mm512_set1_epi32(lq));
+    const __mmask16 in_sum = finite & (_mm512_cmpge_epi32_mask(s, zero) | is_zero);
+    const __mmask16 in_sq = finite & (_mm512_cmpge_epi32_mask(s2, zero) | is_zero);
+    const __m512i a = _mm512_srli_epi32(mant, 12);
+    const __m512i b = _mm512_and_si512(mant, _mm512_set1_epi32(0xfff));
+    const __m512i twice_s2 = _mm512_add_epi32(s2, s2);
+    for (int h = 0; h < 2; ++h) {
+      const auto half = [h](__m512i v) { return h ? _mm512_extracti64x4_epi64(v, 1) : _mm512_castsi512_si256(v); };
+      const __mmask8 ms = static_cast<__mmask8>(in_sum >> (8 * h));
+      const __mmask8 mq = static_cast<__mmask8>(in_sq >> (8 * h));
+      const __mmask8 neg = static_cast<__mmask8>(negative >> (8 * h));
+      // negative shift counts sign-extend to huge unsigned counts, which shift in zeros
+      __m512i c = _mm512_sllv_epi64(_mm512_cvtepu32_epi64(half(mant)), _mm512_cvtepi32_epi64(half(s)));
+      c = _mm512_mask_sub_epi64(c, neg, zero, c);
+      sum[h] = _mm512_mask_add_epi64(sum[h], ms, sum[h], c);
+      const __m512i a64 = _mm512_cvtepu32_epi64(half(a)), b64 = _mm512_cvtepu32_epi64(half(b));
+      const __m512i sh = _mm512_cvtepi32_epi64(half(twice_s2));
+      aa[h] = _mm512_mask_add_epi64(aa[h], mq, aa[h], _mm512_sllv_epi64(_mm512_mul_epu32(a64, a64), sh));
+      ab[h] = _mm512_mask_add_epi64(ab[h], mq, ab[h],
+                                    _mm512_sllv_epi64(_mm512_slli_epi64(_mm512_mul_epu32(a64, b64), 1), sh));
+      bb[h] = _mm512_mask_add_epi64(bb[h], mq, bb[h], _mm512_sllv_epi64(_mm512_mul_epu32(b64, b64), sh));
+    }
+    return static_cast<std::uint32_t>(finite & ~in_sum) | static_cast<std::uint32_t>(finite & ~in_sq) << 16;
+  }
+
+  void finish(ExactBins<float>& bins) const {
+    const auto total = [](const __m512i v[2]) {
+      return _mm512_reduce_add_epi64(v[0]) + _mm512_reduce_add_epi64(v[1]);
+    };
+    bins.sum[ls] += static_cast<int128>(total(sum));
+    bins.sumsq[lq] += (static_cast<uint128>(total(aa)) << 24) + (static_cast<uint128>(total(ab)) << 12) +
+                      static_cast<uint128>(total(bb));
+  }
+};
+
 // float32 v1 in two steps per 16 values: the vector unit does the per-value arithmetic (key,
-// min/max, guess index, exponent bin, signed mantissa; non-finite values are sent to the
-// "no bucket" counter with a zero mantissa), then a short scalar loop does only the table
-// lookups and the three counter updates that have no vector form.
+// min/max, guess index, exact sums in ExactWindowsF32x16; non-finite values are sent to the
+// "no bucket" counter), then a short scalar loop does only the table lookups and the counter
+// update that have no vector form.
 void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* hist,
                    V1Acc<float>& acc) {
   if (acc.fast.pending + n > FastExactBinsF32::kFoldEvery) fold_fast_bins(acc);
@@ -452,24 +524,19 @@ void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std
   const float* __restrict t = a.thresholds;
   const std::int16_t* __restrict guess = a.guess_table;
   std::uint64_t* __restrict counts = hist;
-  std::int64_t* __restrict fsum = &acc.fast.sum[0][0];
-  std::uint64_t* __restrict fsq = &acc.fast.sumsq[0][0];
   const std::int32_t stride = a.nb + 1;
   RangeAcc<float>& r = acc.range;
+  ExactWindowsF32x16 sums(x, n);
 
-  alignas(64) std::int32_t copy_bin[16], copy_count[16];
-  for (int l = 0; l < 16; ++l) {
-    copy_bin[l] = (l & (FastExactBinsF32::kCopies - 1)) * 256;
-    copy_count[l] = (l & (a.lanes - 1)) * stride;
-  }
-  const __m512i bin_offset = _mm512_load_si512(copy_bin);
+  alignas(64) std::int32_t copy_count[16];
+  for (int l = 0; l < 16; ++l) copy_count[l] = (l & (a.lanes - 1)) * stride;
   const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), sign = _mm512_set1_epi32(INT32_MIN);
   const __m512i mant_mask = _mm512_set1_epi32(0x7fffff), implicit = _mm512_set1_epi32(0x800000);
   const __m512i no_bucket = _mm512_set1_epi32(1 << v1_guess_bits<float>());
   const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
   __m512i lo = _mm512_set1_epi32(static_cast<int>(r.kmin));
   __m512i hi = _mm512_set1_epi32(static_cast<int>(r.kmax));
-  alignas(64) std::int32_t prefix[16], ebin[16], sm[16];
+  alignas(64) std::int32_t prefix[16];
   alignas(64) float xc[16];
   std::uint64_t finite_count = 0;
   std::size_t i = 0;
@@ -483,26 +550,28 @@ void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std
     const __mmask16 normal = _mm512_cmpneq_epi32_mask(field, zero);
     const __m512i mant = _mm512_mask_or_epi32(_mm512_and_si512(b, mant_mask), normal,
                                               _mm512_and_si512(b, mant_mask), implicit);
-    const __mmask16 negative = _mm512_movepi32_mask(b);
-    const __m512i signed_mant = _mm512_mask_sub_epi32(mant, negative, zero, mant);
+    const std::uint32_t left_out =
+        sums.add(_mm512_max_epu32(field, one), mant, _mm512_movepi32_mask(b), finite);
     _mm512_store_si512(prefix, _mm512_mask_mov_epi32(no_bucket, finite,
                                                      _mm512_srli_epi32(key, 32 - v1_guess_bits<float>())));
-    _mm512_store_si512(ebin, _mm512_add_epi32(_mm512_max_epu32(field, one), bin_offset));
-    _mm512_store_si512(sm, _mm512_maskz_mov_epi32(finite, signed_mant));
     _mm512_store_ps(xc, _mm512_maskz_mov_ps(finite, _mm512_castsi512_ps(b)));
     if (finite != 0xffff)
       for (unsigned m = ~unsigned(finite) & 0xffffu; m; m &= m - 1) count_nonfinite(x[i + __builtin_ctz(m)], r);
+    if (left_out) {  // values tiny next to the block's largest
+      std::uint32_t u[16];
+      std::memcpy(u, x + i, sizeof u);
+      for (unsigned m = left_out & 0xffffu; m; m &= m - 1) add_fast_sum(acc.fast, u[__builtin_ctz(m)], 0);
+      for (unsigned m = left_out >> 16; m; m &= m - 1) add_fast_square(acc.fast, u[__builtin_ctz(m)], 0);
+    }
     finite_count += static_cast<unsigned>(__builtin_popcount(finite));
     __asm__ __volatile__("" : : "r"(prefix) : "memory");  // read back through memory (see v2)
     for (int l = 0; l < 16; ++l) {
       std::int32_t g = guess[prefix[l]];
       g += xc[l] >= t[g + 1];
       counts[copy_count[l] + g] += 1;
-      const std::int64_t m = sm[l];
-      fsum[ebin[l]] += m;
-      fsq[ebin[l]] += static_cast<std::uint64_t>(m * m);
     }
   }
+  sums.finish(acc.sums);
   r.num += finite_count;
   r.kmin = static_cast<std::uint32_t>(_mm512_reduce_min_epu32(lo));
   r.kmax = static_cast<std::uint32_t>(_mm512_reduce_max_epu32(hi));
