@@ -181,7 +181,10 @@ template <class K> V1Raw v1_impl(const StridedView& v, const KernelTable& kt, in
   args.thresholds = thresholds.data();
   args.nb = static_cast<std::int32_t>(thresholds.size() - 2);
   args.lanes = 4;
-  args.guess_table = v1_guess_table<K>().data();
+  const std::vector<std::int16_t>& guess = v1_guess_table<K>();
+  const std::vector<std::int32_t> guess32(guess.begin(), guess.end());
+  args.guess_table = guess.data();
+  args.guess_table32 = guess32.data();
   const std::uint64_t n = v.size();
   const std::size_t stride = static_cast<std::size_t>(args.nb) + 1;
   const std::size_t per_thread = static_cast<std::size_t>(args.lanes) * stride;

@@ -513,16 +513,16 @@ struct ExactWindowsF32x16 {
   }
 };
 
-// float32 v1 in two steps per 16 values: the vector unit does the per-value arithmetic (key,
-// min/max, guess index, exact sums in ExactWindowsF32x16; non-finite values are sent to the
-// "no bucket" counter), then a short scalar loop does only the table lookups and the counter
-// update that have no vector form.
+// float32 v1, 16 values at a time in vector registers: key and min/max, the bucket (gathers
+// from the guess table and the thresholds; non-finite values go to the "no bucket" counter),
+// exact sums in ExactWindowsF32x16; only the counter updates, which have no vector form, are
+// scalar.
 void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* hist,
                    V1Acc<float>& acc) {
   if (acc.fast.pending + n > FastExactBinsF32::kFoldEvery) fold_fast_bins(acc);
   acc.fast.pending += static_cast<std::uint32_t>(n);
   const float* __restrict t = a.thresholds;
-  const std::int16_t* __restrict guess = a.guess_table;
+  const std::int32_t* __restrict guess32 = a.guess_table32;
   std::uint64_t* __restrict counts = hist;
   const std::int32_t stride = a.nb + 1;
   RangeAcc<float>& r = acc.range;
@@ -530,14 +530,14 @@ void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std
 
   alignas(64) std::int32_t copy_count[16];
   for (int l = 0; l < 16; ++l) copy_count[l] = (l & (a.lanes - 1)) * stride;
+  const __m512i copy_offset = _mm512_load_si512(copy_count);
   const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), sign = _mm512_set1_epi32(INT32_MIN);
   const __m512i mant_mask = _mm512_set1_epi32(0x7fffff), implicit = _mm512_set1_epi32(0x800000);
   const __m512i no_bucket = _mm512_set1_epi32(1 << v1_guess_bits<float>());
   const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
   __m512i lo = _mm512_set1_epi32(static_cast<int>(r.kmin));
   __m512i hi = _mm512_set1_epi32(static_cast<int>(r.kmax));
-  alignas(64) std::int32_t prefix[16];
-  alignas(64) float xc[16];
+  alignas(64) std::int32_t slot[16];
   std::uint64_t finite_count = 0;
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -552,9 +552,14 @@ void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std
                                               _mm512_and_si512(b, mant_mask), implicit);
     const std::uint32_t left_out =
         sums.add(_mm512_max_epu32(field, one), mant, _mm512_movepi32_mask(b), finite);
-    _mm512_store_si512(prefix, _mm512_mask_mov_epi32(no_bucket, finite,
-                                                     _mm512_srli_epi32(key, 32 - v1_guess_bits<float>())));
-    _mm512_store_ps(xc, _mm512_maskz_mov_ps(finite, _mm512_castsi512_ps(b)));
+    // Bucket: the guess for the key's prefix, one step up where x reaches the next threshold.
+    const __m512i prefix = _mm512_mask_mov_epi32(no_bucket, finite,
+                                                 _mm512_srli_epi32(key, 32 - v1_guess_bits<float>()));
+    __m512i g = _mm512_i32gather_epi32(prefix, guess32, 4);
+    const __m512 next = _mm512_i32gather_ps(_mm512_add_epi32(g, one), t, 4);
+    const __m512 xc = _mm512_maskz_mov_ps(finite, _mm512_castsi512_ps(b));  // left out: 0 < inf
+    g = _mm512_mask_add_epi32(g, _mm512_cmp_ps_mask(xc, next, _CMP_GE_OQ), g, one);
+    _mm512_store_si512(slot, _mm512_add_epi32(g, copy_offset));
     if (finite != 0xffff)
       for (unsigned m = ~unsigned(finite) & 0xffffu; m; m &= m - 1) count_nonfinite(x[i + __builtin_ctz(m)], r);
     if (left_out) {  // values tiny next to the block's largest
@@ -564,12 +569,8 @@ void v1_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& a, std
       for (unsigned m = left_out >> 16; m; m &= m - 1) add_fast_square(acc.fast, u[__builtin_ctz(m)], 0);
     }
     finite_count += static_cast<unsigned>(__builtin_popcount(finite));
-    __asm__ __volatile__("" : : "r"(prefix) : "memory");  // read back through memory (see v2)
-    for (int l = 0; l < 16; ++l) {
-      std::int32_t g = guess[prefix[l]];
-      g += xc[l] >= t[g + 1];
-      counts[copy_count[l] + g] += 1;
-    }
+    __asm__ __volatile__("" : : "r"(slot) : "memory");  // read back through memory (see v2)
+    for (int l = 0; l < 16; ++l) counts[slot[l]] += 1;
   }
   sums.finish(acc.sums);
   r.num += finite_count;

@@ -40,8 +40,10 @@ template <class K> struct CountArgs {
   // v2 first guess: (x - lo) * scale, clamped to [0, nb - 1]; trusted without looking at the
   // thresholds when at least `tolerance` inside its bucket (V2Plan::guess_tolerance).
   K lo = 0, scale = 0, tolerance = 0;
-  // v1 first guess: guess_table[ordered_key(x) >> (bits - v1_guess_bits<K>())].
+  // v1 first guess: guess_table[ordered_key(x) >> (bits - v1_guess_bits<K>())], and the same
+  // table widened to 32 bits for vector gathers.
   const std::int16_t* guess_table = nullptr;
+  const std::int32_t* guess_table32 = nullptr;
 };
 
 // Per-exponent 64-bit bins that float32 kernels add into (kFastCopies copies, so that
