@@ -69,10 +69,32 @@ def dtype_code(dtype: np.dtype) -> int:
     return code
 
 
+# PyTorch dtypes numpy has no name for, read through a same-width integer view.
+_TORCH_ML_DTYPES = {"torch.bfloat16": ("int16", "bfloat16"),
+                    "torch.float8_e4m3fn": ("uint8", "float8_e4m3fn"),
+                    "torch.float8_e5m2": ("uint8", "float8_e5m2")}
+
+
+def _torch_host_array(tensor: Any) -> np.ndarray:
+    """A CPU torch tensor as numpy, in place: gradients are ignored (a histogram only reads the
+    values) and bfloat16/FP8, which numpy cannot name, are viewed as ml_dtypes."""
+    import sys
+
+    torch = sys.modules["torch"]
+    t = tensor.detach()
+    special = _TORCH_ML_DTYPES.get(str(t.dtype))
+    if special is not None and _ml is not None:
+        as_int, ml_name = special
+        return t.view(getattr(torch, as_int)).numpy().view(getattr(_ml, ml_name))
+    return t.numpy()
+
+
 def as_host_array(data: Any) -> np.ndarray:
     """A numpy array over `data` without copying where the data already lives in host memory."""
     if isinstance(data, np.ndarray):
         return data
+    if type(data).__module__.startswith("torch") and hasattr(data, "detach"):
+        return _torch_host_array(data)
     if isinstance(data, (str, bytes)):
         raise TypeError(f"histgpu cannot histogram a {type(data).__name__}; pass numbers")
     if hasattr(data, "__dlpack__") and hasattr(data, "__dlpack_device__"):
