@@ -78,8 +78,10 @@ tensorboard: $(STAMP_DEPS)
 	@test -d logs/histogram_example || { echo "no logs/histogram_example yet: run 'make demo' first"; exit 1; }
 	$(VENV)/bin/tensorboard --logdir logs/histogram_example --host 127.0.0.1 --port $(TB_PORT)
 
+# The benchmark suite (benchmarks/README.md): reduced default < 15 min on 2 cores; FULL=1 the full
+# sweep; BENCH_ARGS passes more options (e.g. BENCH_ARGS="--scenarios cpu --sizes 1e6").
 bench: $(STAMP_BUILD) $(STAMP_BENCH)
-	$(PY) benchmarks/bench_core.py $(if $(FULL),--full,--quick)
+	$(PY) -m benchmarks $(if $(FULL),--full,) $(BENCH_ARGS)
 
 clean:
 	rm -rf build _skbuild dist *.egg-info .pytest_cache .hypothesis

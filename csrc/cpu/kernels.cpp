@@ -162,8 +162,8 @@ template <class K> void count_v2_generic(const K* x, std::size_t n, const CountA
 // bits are summed into bit-sliced counters (ones, twos, fours, eights) and only the carry out
 // of every 16th vector (sixteens) is turned into integer counts. `Simd` supplies the vector
 // type and kLanes, one_hot(x), csa(high, low, a, b, c) and add_bit_counts(v, weight, nb, hist).
-template <class Simd>
-void count_one_hot_csa(const float* x, std::size_t n, const CountArgs<float>& a, std::uint64_t* hist) {
+template <class Simd, class K>
+void count_one_hot_csa(const K* x, std::size_t n, const CountArgs<K>& a, std::uint64_t* hist) {
   using V = typename Simd::Vec;
   constexpr std::size_t L = Simd::kLanes;
   const Simd simd(a);
@@ -172,7 +172,7 @@ void count_one_hot_csa(const float* x, std::size_t n, const CountArgs<float>& a,
   std::size_t i = 0;
   for (; i + 16 * L <= n; i += 16 * L) {
     V twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
-    const float* p = x + i;
+    const K* p = x + i;
     Simd::csa(twos_a, ones, ones, simd.one_hot(p), simd.one_hot(p + L));
     Simd::csa(twos_b, ones, ones, simd.one_hot(p + 2 * L), simd.one_hot(p + 3 * L));
     Simd::csa(fours_a, twos, twos, twos_a, twos_b);
@@ -195,7 +195,7 @@ void count_one_hot_csa(const float* x, std::size_t n, const CountArgs<float>& a,
   Simd::add_bit_counts(twos, 2, nb, hist);
   Simd::add_bit_counts(fours, 4, nb, hist);
   Simd::add_bit_counts(eights, 8, nb, hist);
-  if (i < n) count_v2_generic<float>(x + i, n - i, a, hist);
+  if (i < n) count_v2_generic<K>(x + i, n - i, a, hist);
 }
 #endif
 
@@ -280,6 +280,66 @@ void count_v2_f32_avx512(const float* x, std::size_t n, const CountArgs<float>& 
                          std::uint64_t* hist) {
   count_one_hot_csa<BucketsF32x16>(x, n, a, hist);
 }
+// float64 with at most 32 buckets: the arithmetic guess in float64, trusted where it is far
+// enough inside its bucket (V2Plan::guess_tolerance, about k * 2^-49: nearly always), the rest
+// checked against the thresholds one by one; 16 values (two vectors of 8) per one-hot vector.
+struct BucketsF64x16 {
+  using Vec = __m512i;
+  static constexpr std::size_t kLanes = 16;
+  __m512d lo, scale, gmax, tol, vmax;
+  __m256i last;
+  const double* t;
+  std::int32_t nb;
+  bool skip_nonfinite;
+
+  explicit BucketsF64x16(const CountArgs<double>& a)
+      : lo(_mm512_set1_pd(a.lo)), scale(_mm512_set1_pd(a.scale)),
+        gmax(_mm512_set1_pd(static_cast<double>(a.nb - 1))), tol(_mm512_set1_pd(a.tolerance)),
+        vmax(_mm512_set1_pd(DBL_MAX)), last(_mm256_set1_epi32(a.nb - 1)), t(a.thresholds), nb(a.nb),
+        skip_nonfinite(a.skip_nonfinite) {}
+
+  // Guesses of 8 values; `sure` and `finite` masks of them.
+  inline __m256i guess8(const double* x, __mmask8& sure, __mmask8& finite) const {
+    const __m512d xv = _mm512_loadu_pd(x);
+    __m512d q = _mm512_mul_pd(_mm512_sub_pd(xv, lo), scale);
+    q = _mm512_max_pd(q, _mm512_setzero_pd());  // max(NaN, 0) gives 0
+    const __m256i g = _mm512_cvttpd_epi32(_mm512_min_pd(q, gmax));
+    const __m512d gf = _mm512_cvtepi32_pd(g);
+    const __mmask8 low_ok = _mm256_cmpeq_epi32_mask(g, _mm256_setzero_si256()) |
+                            _mm512_cmp_pd_mask(_mm512_sub_pd(q, gf), tol, _CMP_GE_OQ);
+    const __mmask8 high_ok = _mm256_cmpeq_epi32_mask(g, last) |
+                             _mm512_cmp_pd_mask(_mm512_sub_pd(_mm512_add_pd(gf, _mm512_set1_pd(1.0)), q), tol, _CMP_GE_OQ);
+    sure = low_ok & high_ok;
+    finite = skip_nonfinite ? _mm512_cmp_pd_mask(_mm512_abs_pd(xv), vmax, _CMP_LE_OQ) : __mmask8(0xff);
+    return g;
+  }
+
+  inline __m512i one_hot(const double* x) const {
+    __mmask8 sure0, sure1, fin0, fin1;
+    const __m256i g0 = guess8(x, sure0, fin0), g1 = guess8(x + 8, sure1, fin1);
+    __m512i g = _mm512_inserti64x4(_mm512_castsi256_si512(g0), g1, 1);
+    const __mmask16 finite = static_cast<__mmask16>(fin0 | (fin1 << 8));
+    if (const unsigned unsure = ~unsigned(sure0 | (sure1 << 8)) & finite & 0xffffu) {
+      alignas(64) std::int32_t gb[16];
+      _mm512_store_si512(gb, g);
+      for (unsigned m = unsure; m; m &= m - 1) {
+        const int l = __builtin_ctz(m);
+        if (!(t[gb[l]] <= x[l] && x[l] < t[gb[l] + 1])) gb[l] = search_bucket(x[l], t, nb);
+      }
+      g = _mm512_load_si512(gb);
+    }
+    return _mm512_maskz_sllv_epi32(finite, _mm512_set1_epi32(1), g);
+  }
+
+  static inline __m512i zero() { return BucketsF32x16::zero(); }
+  static inline void csa(__m512i& high, __m512i& low, __m512i a, __m512i b, __m512i c) {
+    BucketsF32x16::csa(high, low, a, b, c);
+  }
+  static inline void add_bit_counts(__m512i v, std::uint64_t weight, std::int32_t nb, std::uint64_t* hist) {
+    BucketsF32x16::add_bit_counts(v, weight, nb, hist);
+  }
+};
+
 #endif
 
 #if HISTGPU_HAVE_AVX2
@@ -378,6 +438,9 @@ void count_v2_f32(const float* x, std::size_t n, const CountArgs<float>& a, std:
 }
 
 void count_v2_f64(const double* x, std::size_t n, const CountArgs<double>& a, std::uint64_t* hist) {
+#if HISTGPU_HAVE_AVX512
+  if (a.nb <= 32) return count_one_hot_csa<BucketsF64x16>(x, n, a, hist);
+#endif
   count_v2_generic<double>(x, n, a, hist);
 }
 
