@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/bucket_search.hpp"
 #include "core/thresholds.hpp"
 #include "cpu/kernels.hpp"
 
@@ -77,23 +78,6 @@ template <class K> void range_block(const K* x, std::size_t n, RangeAcc<K>& acc)
 
 // ---- counting against thresholds ----------------------------------------------------------
 
-// Bucket of finite x from the whole table: how many of T[1..nb-1] are <= x.
-// (Hand-written rather than std::upper_bound so that no out-of-namespace template is built
-// with this translation unit's instruction set.)
-template <class K> inline std::int32_t search_bucket(K x, const K* t, std::int32_t nb) {
-  std::int32_t lo = 1, count = nb - 1;  // first index in [1, nb) with t[i] > x
-  while (count > 0) {
-    const std::int32_t half = count / 2;
-    if (t[lo + half] <= x) {
-      lo += half + 1;
-      count -= half + 1;
-    } else {
-      count = half;
-    }
-  }
-  return lo - 1;
-}
-
 // x = m * 2^(E - bias): add the signed m and m*m into the bins of E (core/exact_sum.hpp).
 template <class K> inline void add_exact(ExactBins<K>& bins, K x) {
   using B = FloatBits<K>;
@@ -155,6 +139,16 @@ template <class K> void count_v2_generic(const K* x, std::size_t n, const CountA
   }
   if (a.skip_nonfinite) fix_and_count<K, true>(x, n, g, check, a, hist);
   else fix_and_count<K, false>(x, n, g, check, a, hist);
+}
+
+// Lanes (bits of `lanes`) whose guess gb[l] may be off: keep it where T[g] <= x < T[g+1], else
+// search the whole table.
+template <class K>
+inline void refile_lanes(std::int32_t* gb, unsigned lanes, const K* x, const K* t, std::int32_t nb) {
+  for (unsigned m = lanes; m; m &= m - 1) {
+    const int l = __builtin_ctz(m);
+    if (!(t[gb[l]] <= x[l] && x[l] < t[gb[l] + 1])) gb[l] = search_bucket(x[l], t, nb);
+  }
 }
 
 #if HISTGPU_HAVE_AVX512 || HISTGPU_HAVE_AVX2
@@ -250,10 +244,7 @@ struct BucketsF32x16 {
     if (const unsigned moved = (up | down) & finite) {
       alignas(64) std::int32_t gb[16];
       _mm512_store_si512(gb, g);
-      for (unsigned m = moved; m; m &= m - 1) {
-        const int l = __builtin_ctz(m);
-        if (!(t[gb[l]] <= x[l] && x[l] < t[gb[l] + 1])) gb[l] = search_bucket(x[l], t, nb);
-      }
+      refile_lanes(gb, moved, x, t, nb);
       g = _mm512_load_si512(gb);
     }
     return _mm512_maskz_sllv_epi32(finite, one, g);
@@ -322,10 +313,7 @@ struct BucketsF64x16 {
     if (const unsigned unsure = ~unsigned(sure0 | (sure1 << 8)) & finite & 0xffffu) {
       alignas(64) std::int32_t gb[16];
       _mm512_store_si512(gb, g);
-      for (unsigned m = unsure; m; m &= m - 1) {
-        const int l = __builtin_ctz(m);
-        if (!(t[gb[l]] <= x[l] && x[l] < t[gb[l] + 1])) gb[l] = search_bucket(x[l], t, nb);
-      }
+      refile_lanes(gb, unsure, x, t, nb);
       g = _mm512_load_si512(gb);
     }
     return _mm512_maskz_sllv_epi32(finite, _mm512_set1_epi32(1), g);
@@ -397,10 +385,7 @@ struct BucketsF32x8 {
     if (moved) {  // lanes that may need more than one step
       alignas(32) std::int32_t gb[8];
       _mm256_store_si256(reinterpret_cast<__m256i*>(gb), g);
-      for (unsigned m = static_cast<unsigned>(moved); m; m &= m - 1) {
-        const int l = __builtin_ctz(m);
-        if (!(t[gb[l]] <= x[l] && x[l] < t[gb[l] + 1])) gb[l] = search_bucket(x[l], t, nb);
-      }
+      refile_lanes(gb, static_cast<unsigned>(moved), x, t, nb);
       g = _mm256_load_si256(reinterpret_cast<const __m256i*>(gb));
     }
     return _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(1), g), finite);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "core/bucket_search.hpp"
 #include "core/ordered.hpp"
 #include "cuda/convert.cuh"
 #include "cuda/device_types.hpp"
@@ -113,21 +114,6 @@ template <class C> __device__ __forceinline__ void count_aggregated(C* c, int g)
   const unsigned active = __activemask();
   const unsigned peers = __match_any_sync(active, g);
   if (lane_id() == __ffs(peers) - 1) atomicAdd(&c[g], static_cast<C>(__popc(peers)));
-}
-
-// Bucket of finite x from the whole table: how many of T[1..nb-1] are <= x.
-template <class K> __device__ __forceinline__ int search_bucket(K x, const K* t, int nb) {
-  int lo = 1, count = nb - 1;
-  while (count > 0) {
-    const int half = count / 2;
-    if (t[lo + half] <= x) {
-      lo += half + 1;
-      count -= half + 1;
-    } else {
-      count = half;
-    }
-  }
-  return lo - 1;
 }
 
 // ---- element iteration ------------------------------------------------------------------------
