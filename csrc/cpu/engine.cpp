@@ -148,8 +148,11 @@ template <class K> RangeStats range_impl(const StridedView& v, const KernelTable
 
 template <class K>
 std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& kt, int threads,
-                                      const std::vector<K>& thresholds, const V2Plan& plan,
-                                      bool has_nonfinite) {
+                                      const V2Plan& plan, bool has_nonfinite) {
+  const std::vector<K>& thresholds = [&]() -> const std::vector<K>& {
+    if constexpr (std::is_same_v<K, float>) return plan.thresholds_f32;
+    else return plan.thresholds_f64;
+  }();
   CountArgs<K> args;
   args.thresholds = thresholds.data();
   args.nb = static_cast<std::int32_t>(thresholds.size() - 1);
@@ -238,8 +241,8 @@ RangeStats CpuEngine::range(const StridedView& view) {
 std::vector<std::uint64_t> CpuEngine::count_v2(const StridedView& view, const V2Plan& plan,
                                                bool has_nonfinite) {
   if (plan.kernel == KernelType::F32)
-    return count_impl<float>(view, k_, threads_, plan.thresholds_f32, plan, has_nonfinite);
-  return count_impl<double>(view, k_, threads_, plan.thresholds_f64, plan, has_nonfinite);
+    return count_impl<float>(view, k_, threads_, plan, has_nonfinite);
+  return count_impl<double>(view, k_, threads_, plan, has_nonfinite);
 }
 
 V1Raw CpuEngine::v1(const StridedView& view) {
