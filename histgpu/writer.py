@@ -9,10 +9,12 @@
         w.add_histogram("fc1/grad", fc1.weight.grad, step, bins=30)          # v2 [k, 3] tensor
         w.add_histograms({"a": a, "b": b}, global_step=step)
 
-Nothing here imports TensorFlow: the event records are framed by TensorBoard's own
-``RecordWriter`` and the protos come from ``tensorboard.compat.proto``. (TensorBoard's
-``EventFileWriter`` is not used because it resolves ``tf.io.gfile`` and so imports
-TensorFlow whenever it is installed.)
+Nothing here imports TensorFlow: the protos come from ``tensorboard.compat.proto`` and the
+records are framed as TensorFlow frames them (length, CRC-32C of the length, data, CRC-32C of
+the data), with the checksum computed by histgpu's C++ core. (TensorBoard's ``EventFileWriter``
+is not used because it resolves ``tf.io.gfile`` and so imports TensorFlow whenever it is
+installed; its TF-free ``RecordWriter`` computes the checksum in pure Python, which took longer
+than the histograms of a large model.)
 
 Asynchronous logging of GPU tensors
 -----------------------------------
@@ -48,6 +50,7 @@ import collections
 import numbers
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -58,16 +61,45 @@ from types import TracebackType
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.record_writer import RecordWriter
 
 import histgpu
-from histgpu import _cuda_backend, _device, _options
+from histgpu import _cpu, _cuda_backend, _device, _options
 from histgpu import proto as _proto
 
 __all__ = ["SummaryWriter"]
 
 _file_counter = 0
 _file_counter_lock = threading.Lock()
+
+
+def _masked_crc32c(data: bytes) -> int:
+    """TensorFlow's masked CRC-32C of a record's length or data."""
+    crc = _cpu.crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class _RecordFile:
+    """A TFRecord file: each record is length (uint64), masked CRC-32C of the length (uint32),
+    data, masked CRC-32C of the data (uint32), little-endian."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "wb")
+
+    def write(self, data: bytes) -> None:
+        header = struct.pack("<Q", len(data))
+        self._file.write(
+            header + struct.pack("<I", _masked_crc32c(header)) + data + struct.pack("<I", _masked_crc32c(data))
+        )
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
 
 
 def _next_file_id() -> int:
@@ -91,7 +123,7 @@ class _EventFile:
         )
         self.path = os.path.join(logdir, name)
         self._lock = threading.Lock()
-        self._records = RecordWriter(open(self.path, "wb"))
+        self._records = _RecordFile(self.path)
         header = event_pb2.Event(
             wall_time=time.time(),
             file_version="brain.Event:2",

@@ -171,3 +171,26 @@ def test_torch_tensors(tmp_path):
     import histgpu
 
     assert np.array_equal(H.TBReader(path).histogram_series(".", "t")[0][1], histgpu.histogram(t.numpy(), 30))
+
+
+def test_record_framing_is_tensorboards(tmp_path):
+    """histgpu frames records itself (the checksum in C++); the bytes must be exactly those of
+    TensorBoard's own RecordWriter, whose readers check the CRC-32C of every record."""
+    import io
+    import os
+
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from histgpu.writer import _RecordFile
+
+    payloads = [b"", b"x", os.urandom(7), os.urandom(8), os.urandom(100_003)]
+    ours = tmp_path / "ours"
+    f = _RecordFile(str(ours))
+    for p in payloads:
+        f.write(p)
+    f.close()
+    theirs = io.BytesIO()
+    w = RecordWriter(theirs)
+    for p in payloads:
+        w.write(p)
+    assert ours.read_bytes() == theirs.getvalue()

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/view_args.hpp"
+#include "core/crc32c.hpp"
 #include "core/histogram.hpp"
 #include "cpu/engine.hpp"
 
@@ -102,6 +103,20 @@ PYBIND11_MODULE(_cpu, m) {
           return BigFixed::from_digit_sums(digits.data()).to_double();
         },
         "The float64 nearest to the exact value that summed digit arrays stand for.");
+
+  m.def("crc32c",
+        [](const py::bytes& data) {
+          char* p = nullptr;
+          Py_ssize_t n = 0;
+          if (PyBytes_AsStringAndSize(data.ptr(), &p, &n) != 0) throw py::error_already_set();
+          std::uint32_t crc;
+          {
+            py::gil_scoped_release nogil;
+            crc = crc32c(p, static_cast<std::size_t>(n));
+          }
+          return crc;
+        },
+        "CRC-32C of bytes (TensorFlow's record checksum).");
 
   m.def("v1_limits", [] { return to_numpy(v1_default_limits()); },
         "TensorFlow's default v1 bucket limits.");
