@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
+
+from conftest import kill_process_groups
 
 import distribute_worker as W
 
@@ -78,13 +79,7 @@ def _run(kind: str, logdir: str, envs: List[Dict[str, str]]) -> List[Tuple[int, 
             results.append((p.returncode, out, err))
         return results
     finally:
-        for p in procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
+        kill_process_groups(procs)
 
 
 def _report(rc: int, out: str, err: str) -> dict:

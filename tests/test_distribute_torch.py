@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+from conftest import kill_process_groups
 
 pytest.importorskip("torch", reason="PyTorch is not installed (optional: only this recipe test needs it)")
 
@@ -50,10 +51,4 @@ def test_torch_distributed_recipe_is_exact():
             assert p.returncode == 0 and lines, f"rank failed (rc={p.returncode}):\n{out}\n{err[-3000:]}"
             assert json.loads(lines[-1])["failures"] == []
     finally:
-        for p in procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
+        kill_process_groups(procs)
