@@ -38,11 +38,24 @@ def is_ml_dtype(dt):
     return any(np.dtype(dt) == np.dtype(m) for m in ML_FLOAT_DTYPES)
 
 
+class _FloatInfo:
+    """The limits of a float type as Python floats.
+
+    ml_dtypes >= 0.5 returns its limits as scalars of the small type itself, and comparing
+    one with a Python float casts the float to that type (513.25 becomes NaN in float8_e4m3fn,
+    so ``finfo.max < 513.25`` is False); plain floats compare as numbers."""
+
+    def __init__(self, info):
+        for name in ("max", "min", "tiny", "smallest_subnormal", "eps"):
+            setattr(self, name, float(getattr(info, name)))
+        self.bits = int(info.bits)
+
+
 def finfo(dt):
-    """np.finfo that also understands the ml_dtypes float types."""
+    """np.finfo that also understands the ml_dtypes float types (limits as Python floats)."""
     if is_ml_dtype(dt):
-        return ml_dtypes.finfo(dt)
-    return np.finfo(dt)
+        return _FloatInfo(ml_dtypes.finfo(dt))
+    return _FloatInfo(np.finfo(dt))
 
 
 # ------------------------------------------------------------------------------------------------
