@@ -21,7 +21,7 @@ Every piece converts to plain int64 arrays for any collective library
 (``to_collective``/``from_collective``): one array to reduce with MIN, one with SUM. Maxima
 travel as negated order keys so that a single MIN reduction serves both ends of the range.
 
-torch.distributed (tested as written in tests/distribute_torch_worker.py)::
+torch.distributed (tested as written in tests/distribute/torch_worker.py)::
 
     import numpy as np, torch, torch.distributed as dist
     import histgpu.sharded as hs

@@ -49,7 +49,7 @@ step() {  # step NAME SECONDS command...
 step build 140 $PY -m pip install --no-build-isolation --no-deps -v . || { cat "$RES"; exit 1; }
 INFO=$(timeout -k 5 15 $PY -P -c 'import histgpu, json; print(json.dumps(histgpu.build_info()["cuda"]))' 2>&1 | tail -n 3)
 # -P: import the installed histgpu, not the source tree in the current directory
-step tests 120 $PY -P -m pytest -p no:cacheprovider -q -rs tests/test_cuda_engine.py tests/test_cuda_build.py
+step tests 120 $PY -P -m pytest -p no:cacheprovider -q -rs tests/cuda
 step bench 70 $PY -P benchmarks/gpu/bench_gpu.py --out "$OUT"
 step memcheck 55 compute-sanitizer --tool memcheck --error-exitcode 9 $PY -P benchmarks/gpu/sanitize_case.py
 step racecheck 55 compute-sanitizer --tool racecheck --error-exitcode 9 $PY -P benchmarks/gpu/sanitize_case.py

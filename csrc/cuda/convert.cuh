@@ -1,6 +1,6 @@
 // Exact conversion of every accepted dtype to the kernel float type, as the CPU engine does it
 // (csrc/cpu/kernels.cpp: to_f32 / to_f64). Host-and-device code: the host build of these
-// functions is checked against numpy/ml_dtypes by tests/test_cuda_build.py, so the device
+// functions is checked against numpy/ml_dtypes by tests/cuda/test_build.py, so the device
 // build, compiled from the same source, converts the same way.
 #pragma once
 #include <cstdint>

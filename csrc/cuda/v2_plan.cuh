@@ -7,7 +7,7 @@
 // that no multiply-add is ever contracted), and t_j is *the* smallest value of the kernel
 // type with f >= j: a unique answer, whatever search finds it. Two checks keep this honest:
 //  * the host build of this header is compared with core's v2_thresholds on many ranges
-//    (tests/test_cuda_build.py, through _cuda._check_planner), and
+//    (tests/cuda/test_build.py, through _cuda._check_planner), and
 //  * every batch result is assembled on the host by core's driver, which builds core's own
 //    plan and compares its thresholds with the device's bit for bit (engine.cpp, ReplayEngine).
 #pragma once
