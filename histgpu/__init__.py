@@ -4,23 +4,17 @@
 >>> histgpu.histogram([1.0, 2.0, 3.0], buckets=2)
 array([[1., 2., 1.],
        [2., 3., 2.]])
+
+``histogram`` / ``compute`` give TensorBoard's v2 histogram (the ``[k, 3]`` tensor of
+``tf.summary.histogram``); ``compute_v1`` / ``histogram_proto`` TensorFlow's v1
+``HistogramProto`` (what ``tf.compat.v1.summary.histogram``, PyTorch and tensorboardX write).
+Shards of one tensor: :mod:`histgpu.sharded`. The rules: docs/semantics.md.
 """
-from ._api import __version__, build_info, compute, compute_v1, histogram, v1_limits
-from ._cuda_backend import histogram_many
+from ._api import build_info, compute, compute_v1, histogram, histogram_many
+from ._engine import v1_limits
 from ._options import NonFiniteWarning
-from ._result import Histogram, V1Histogram
-from .sharded import (
-    RangeInfo,
-    V1Partial,
-    histogram_from_counts,
-    local_counts,
-    local_histogram,
-    local_range,
-    local_v1,
-    merge,
-    merge_ranges,
-    merge_v1,
-)
+from ._result import Histogram, V1Histogram, merge
+from ._version import __version__
 
 __all__ = [
     "__version__",
@@ -30,26 +24,17 @@ __all__ = [
     "histogram",
     "histogram_many",
     "v1_limits",
+    "merge",
     "Histogram",
     "V1Histogram",
     "NonFiniteWarning",
     "histogram_proto",
     "SummaryWriter",
-    "RangeInfo",
-    "V1Partial",
-    "local_range",
-    "merge_ranges",
-    "local_counts",
-    "local_histogram",
-    "histogram_from_counts",
-    "merge",
-    "local_v1",
-    "merge_v1",
 ]
 
 # Modules that need TensorBoard or TensorFlow are imported on first use, so `import histgpu`
 # stays light (and TensorFlow-free) for PyTorch/JAX users and for the CPU engine alone.
-_LAZY_MODULES = ("summary", "keras", "writer", "proto", "distribute", "inspect")
+_LAZY_MODULES = ("summary", "keras", "writer", "proto", "distribute", "inspect", "sharded")
 _LAZY_NAMES = {"histogram_proto": "proto", "SummaryWriter": "writer"}
 
 

@@ -1,26 +1,14 @@
-"""The public entry points: histogram(), compute(), compute_v1(), build_info()."""
+"""The public entry points: compute(), histogram(), compute_v1(), histogram_many(), build_info()."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _cpu, _device, _input, _options
-from ._result import Histogram, V1Histogram
-
-__version__ = "0.1.0"
-
-
-def _engine_call(name: str, data: Any, device: Optional[str], threads: int, *extra: Any):
-    """Runs engine function `name` on the engine that holds `data`."""
-    where = _device.choose(data, device)
-    if where == "cuda":
-        from . import _cuda_backend  # GPU inputs: zero-copy device views, producer's stream
-
-        return _cuda_backend.call(name, data, *extra)
-    view = _input.normalise(data)
-    fn = getattr(_cpu, name)
-    return fn(*view.engine_args(), *extra, threads, _device.cpu_isa())
+from . import _cpu, _cuda_async, _engine, _options
+from . import _input as _in
+from ._result import Histogram, V1Histogram, histogram_from, v1_histogram_from
+from ._version import __version__
 
 
 def compute(
@@ -48,21 +36,23 @@ def compute(
     num_threads : int, optional
         CPU threads (default: ``HISTGPU_NUM_THREADS`` or every usable core). Never changes
         the result.
-    device : {"cpu", "cuda"}, optional
-        Engine override; by default data on a GPU is counted on that GPU.
+    device : {"cpu", "cuda", "cuda-emulated"}, optional
+        Engine override; by default data on a GPU is counted on that GPU and host data on the
+        CPU. ``"cuda-emulated"`` runs the CUDA kernels on the host, block by block (slow: for
+        checking GPU code without a GPU).
 
     Returns
     -------
     Histogram
-        ``edges``, ``counts``, ``min``, ``max``, ``num``, ``nan``, ``posinf``, ``neginf``.
+        ``edges``, ``counts``, ``min``, ``max``, ``num``, ``nan``, ``posinf``, ``neginf``: the
+        v2 histogram (see :meth:`Histogram.to_tensor` for TensorBoard's ``[k, 3]`` tensor).
     """
     k = _options.bucket_count(buckets)
     mode = _options.nonfinite_mode(nonfinite)
-    threads = _options.num_threads(num_threads)
-    edges, counts, stats = _engine_call("histogram_v2", data, device, threads, k)
-    vmin, vmax, num, nan, posinf, neginf = stats
-    _options.apply_nonfinite_policy(mode, nan, posinf, neginf)
-    return Histogram(edges, counts, float(vmin), float(vmax), int(num), int(nan), int(posinf), int(neginf))
+    engine, view = _engine.place(data, device, _options.num_threads(num_threads))
+    h = histogram_from(engine.v2(view.engine_view(), k))
+    _options.apply_nonfinite_policy(mode, h.nan, h.posinf, h.neginf)
+    return h
 
 
 def histogram(
@@ -77,11 +67,9 @@ def histogram(
 
     Equal (``np.array_equal``) to ``tensorboard.plugins.histogram.summary_v2._buckets`` for
     finite data; non-finite values are handled as in :func:`compute`, which takes the same
-    parameters.
+    parameters and returns the same histogram as a :class:`Histogram`.
     """
-    return compute(
-        data, buckets, nonfinite=nonfinite, num_threads=num_threads, device=device
-    ).to_tensor()
+    return compute(data, buckets, nonfinite=nonfinite, num_threads=num_threads, device=device).to_tensor()
 
 
 def compute_v1(
@@ -91,51 +79,87 @@ def compute_v1(
     num_threads: Optional[int] = None,
     device: Optional[str] = None,
 ) -> V1Histogram:
-    """TensorFlow's v1 histogram (``tf.compat.v1.summary.histogram``) content, in one read.
+    """TensorFlow's v1 histogram (the ``HistogramProto`` of ``tf.compat.v1.summary.histogram``,
+    PyTorch's and tensorboardX's ``add_histogram``), in one read.
 
     Counts over TensorFlow's default bucket limits, ``min``, ``max``, ``num``, and ``sum`` /
     ``sum_squares`` that are the exact sums rounded once (so they never depend on threads or
-    devices). See :func:`compute` for the parameters.
+    devices). See :func:`compute` for the parameters; :func:`histgpu.histogram_proto` encodes
+    the result as the proto.
     """
     mode = _options.nonfinite_mode(nonfinite)
+    engine, view = _engine.place(data, device, _options.num_threads(num_threads))
+    h = v1_histogram_from(engine.v1(view.engine_view()), _engine.v1_limits())
+    _options.apply_nonfinite_policy(mode, h.nan, h.posinf, h.neginf)
+    return h
+
+
+def histogram_many(
+    tensors: Sequence[Any],
+    buckets: Union[None, int, Sequence[Optional[int]]] = None,
+    *,
+    nonfinite: str = "omit",
+    num_threads: Optional[int] = None,
+    device: Optional[str] = None,
+    stream: Any = None,
+) -> List[Histogram]:
+    """:func:`compute` of many tensors at once (a model's weights, say).
+
+    Each engine gets its share in one call: GPU tensors one batch per device (a fixed number of
+    kernel launches and one wait, whatever their number), host tensors one call of the CPU
+    engine. `buckets` is one count for all or one per tensor. Results are in input order and
+    equal to ``compute`` of each tensor; a single :class:`histgpu.NonFiniteWarning` covers the
+    whole batch.
+    """
+    ks = _options.bucket_counts(buckets, len(tensors))
+    mode = _options.nonfinite_mode(nonfinite)
+    _engine.check_device(device)
     threads = _options.num_threads(num_threads)
-    counts, stats, total, total_sq = _engine_call("histogram_v1", data, device, threads)
-    vmin, vmax, num, nan, posinf, neginf = stats
-    _options.apply_nonfinite_policy(mode, nan, posinf, neginf)
-    return V1Histogram(
-        v1_limits(), counts, float(vmin), float(vmax), int(num), float(total), float(total_sq),
-        int(nan), int(posinf), int(neginf),
+    views = [_in.classify(t, stream=stream) for t in tensors]
+    wanted = [device or ("cuda" if v.on_device else "cpu") for v in views]
+    out: List[Optional[Histogram]] = [None] * len(views)
+    # GPU batches first, so that the host engines' share overlaps with them
+    pending = [
+        (idx, _cuda_async.enqueue_views([_engine.place(views[i], "cuda", threads)[1] for i in idx], [ks[i] for i in idx]))
+        for idx in _cuda_async.by_device([i for i, w in enumerate(wanted) if w == "cuda"], views)
+    ]
+    for where in ("cpu", "cuda-emulated"):
+        idx = [i for i, w in enumerate(wanted) if w == where]
+        if not idx:
+            continue
+        placed = [_in.on_host(views[i]) for i in idx]
+        engine = _engine.engine_for(where, placed[0], threads)
+        results = engine.v2_many([v.engine_view() for v in placed], [ks[i] for i in idx])
+        for i, r in zip(idx, results):
+            out[i] = histogram_from(r)
+    for idx, pend in pending:
+        for i, h in zip(idx, pend.results()):
+            out[i] = h
+    done: List[Histogram] = [h for h in out if h is not None]
+    _options.apply_nonfinite_policy(
+        mode, sum(h.nan for h in done), sum(h.posinf for h in done), sum(h.neginf for h in done), stacklevel=2
     )
-
-
-_V1_LIMITS = None
-
-
-def v1_limits() -> np.ndarray:
-    """TensorFlow's default v1 bucket limits (a read-only float64 array)."""
-    global _V1_LIMITS
-    if _V1_LIMITS is None:
-        limits = _cpu.v1_limits()
-        limits.setflags(write=False)
-        _V1_LIMITS = limits
-    return _V1_LIMITS
+    return done
 
 
 def build_info() -> dict:
     """What this build of histgpu can do: version, engines, instruction sets, threads."""
-    cuda = _device.cuda_module()
+    cuda = _engine.cuda_module()
     cuda_info = {"compiled": cuda is not None, "device_available": False}
     if cuda is not None:
         cuda_info.update(cuda.info())
-    backends = ["cpu"] + (["cuda"] if cuda is not None else [])
     return {
         "version": __version__,
-        "backends": backends,
+        "backends": ["cpu"] + (["cuda-emulated"] if hasattr(_cpu, "EmulatedCudaEngine") else [])
+        + (["cuda"] if cuda is not None else []),
         "cpu": {
-            "isa": _cpu.active_isa(_device.cpu_isa()),
+            "isa": _cpu.active_isa(_engine.cpu_isa()),
             "supported_isas": list(_cpu.supported_isas()),
         },
         "cuda": cuda_info,
         "default_num_threads": _options.default_num_threads(),
         "max_buckets": _options.MAX_BUCKETS,
     }
+
+
+__all__ = ["__version__", "build_info", "compute", "compute_v1", "histogram", "histogram_many"]

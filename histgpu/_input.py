@@ -1,152 +1,62 @@
-"""Turning user data into a zero-copy strided view the engines can read.
+"""Classifying user data, once: a zero-copy view of host memory or of GPU memory.
 
-Everything an engine needs is (pointer, dtype code, shape, byte strides, multiplicity). The
-order of elements never matters to a histogram, so dimensions are reordered, flipped and merged
-freely; a dimension of stride 0 repeats elements and becomes a multiplicity instead of a loop.
+:func:`classify` is the only place that looks at what kind of object ``data`` is. Everything
+downstream (device choice in histgpu._engine, the GPU batches, the writer) reads the view it
+returns. Both kinds describe memory as (pointer, dtype code, shape, byte strides,
+multiplicity): the order of elements never matters to a histogram, so dimensions are
+reordered, flipped and merged freely, and a dimension of stride 0 repeats elements and becomes a
+multiplicity instead of a loop.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Sequence, Tuple, Union
 
 import numpy as np
 
-try:  # ml_dtypes ships bfloat16 and the FP8 formats as numpy dtypes
-    import ml_dtypes as _ml
-except ImportError:  # pragma: no cover - ml_dtypes is a dependency
-    _ml = None
-
-# Codes shared with csrc/core/types.hpp (enum class DType).
-_NUMPY_CODES = {
-    np.dtype(np.bool_): 0,
-    np.dtype(np.int8): 1,
-    np.dtype(np.uint8): 2,
-    np.dtype(np.int16): 3,
-    np.dtype(np.uint16): 4,
-    np.dtype(np.int32): 5,
-    np.dtype(np.uint32): 6,
-    np.dtype(np.int64): 7,
-    np.dtype(np.uint64): 8,
-    np.dtype(np.float16): 9,
-    np.dtype(np.float32): 11,
-    np.dtype(np.float64): 12,
-}
-if _ml is not None:
-    _NUMPY_CODES[np.dtype(_ml.bfloat16)] = 10
-    _NUMPY_CODES[np.dtype(_ml.float8_e4m3fn)] = 13
-    _NUMPY_CODES[np.dtype(_ml.float8_e5m2)] = 14
-
-SUPPORTED_DTYPES = tuple(sorted(d.name for d in _NUMPY_CODES))
+from . import _cpu, _dtypes
+from . import _input_device as _dev
 
 
-@dataclass
-class View:
-    """A normalised strided view; `owner` keeps the memory alive while an engine reads it."""
+@dataclass(frozen=True)
+class HostView:
+    """Host memory an engine can read; `owner` keeps it alive while an engine reads it."""
 
     owner: Any
     ptr: int
-    dtype: np.dtype
     code: int
     shape: Tuple[int, ...]
-    strides: Tuple[int, ...]
+    strides: Tuple[int, ...]  # bytes, positive, innermost last
     multiplicity: int
     size: int  # elements the view stands for, multiplicity included
 
-    def engine_args(self) -> tuple:
-        return (self.ptr, self.code, list(self.shape), list(self.strides), self.multiplicity)
+    on_device = False
+
+    def engine_view(self) -> "_cpu.View":
+        """The compiled engines' description of this memory."""
+        return _cpu.View(self.ptr, self.code, list(self.shape), list(self.strides), self.multiplicity)
 
 
-def dtype_code(dtype: np.dtype) -> int:
-    """The engine's code for `dtype`, or a TypeError that says what is accepted."""
-    code = _NUMPY_CODES.get(np.dtype(dtype).newbyteorder("="))
-    if code is None:
-        kind = {"c": "complex", "U": "string", "S": "bytes", "O": "object", "M": "datetime",
-                "m": "timedelta", "V": "structured/void"}.get(np.dtype(dtype).kind, "this")
-        raise TypeError(
-            f"histgpu cannot histogram {kind} data (dtype {np.dtype(dtype)}); "
-            f"supported dtypes: {', '.join(SUPPORTED_DTYPES)}"
-        )
-    return code
+@dataclass(frozen=True)
+class DeviceView(HostView):
+    """GPU memory: a HostView's fields plus where and on which stream it is produced."""
+
+    device: int = -1  # -1: unknown (the CUDA engine asks the driver)
+    stream: int = 0  # cudaStream_t the producer orders its work on (0: the legacy default)
+    source: Any = None  # the user's object (for a host copy, where one is asked for)
+
+    on_device = True
 
 
-# PyTorch dtypes numpy has no name for, read through a same-width integer view.
-_TORCH_ML_DTYPES = {"torch.bfloat16": ("int16", "bfloat16"),
-                    "torch.float8_e4m3fn": ("uint8", "float8_e4m3fn"),
-                    "torch.float8_e5m2": ("uint8", "float8_e5m2")}
+View = Union[HostView, DeviceView]
 
 
-def _torch_host_array(tensor: Any) -> np.ndarray:
-    """A CPU torch tensor as numpy, in place: gradients are ignored (a histogram only reads the
-    values) and bfloat16/FP8, which numpy cannot name, are viewed as ml_dtypes."""
-    import sys
-
-    torch = sys.modules["torch"]
-    t = tensor.detach()
-    special = _TORCH_ML_DTYPES.get(str(t.dtype))
-    if special is not None and _ml is not None:
-        as_int, ml_name = special
-        return t.view(getattr(torch, as_int)).numpy().view(getattr(_ml, ml_name))
-    return t.numpy()
-
-
-def as_host_array(data: Any) -> np.ndarray:
-    """A numpy array over `data` without copying where the data already lives in host memory."""
-    if isinstance(data, np.ndarray):
-        return data
-    if type(data).__module__.startswith("torch") and hasattr(data, "detach"):
-        return _torch_host_array(data)
-    if isinstance(data, (str, bytes)):
-        raise TypeError(f"histgpu cannot histogram a {type(data).__name__}; pass numbers")
-    if hasattr(data, "__dlpack__") and hasattr(data, "__dlpack_device__"):
-        try:
-            device_type = int(data.__dlpack_device__()[0])
-        except Exception:  # noqa: BLE001 - fall back to __array__ below
-            device_type = None
-        if device_type == 1:  # kDLCPU
-            try:
-                return np.from_dlpack(data)
-            except (TypeError, BufferError, RuntimeError, ValueError):
-                pass  # e.g. a dtype DLPack cannot describe: __array__ below still works
-    if hasattr(data, "__array__") and not isinstance(data, (list, tuple)):
-        # Called directly: numpy 2 would otherwise pass copy= and warn about older producers
-        # (Keras variables, for one) whose __array__ does not take it.
-        return np.asarray(data.__array__())
-    try:
-        arr = np.asarray(data)
-    except ValueError as exc:  # numpy's message for ragged nested sequences
-        raise ValueError(
-            f"histgpu needs rectangular numeric data; got a ragged or inhomogeneous sequence ({exc})"
-        ) from None
-    return arr
-
-
-def normalise(data: Any) -> View:
-    """Validate `data` and describe it as a zero-copy view with positive, merged strides."""
-    arr = as_host_array(data)
-    if arr.dtype.kind == "O":
-        raise TypeError(
-            "histgpu got an object array (mixed types, ragged lists or Python objects); "
-            "pass a rectangular array of numbers"
-        )
-    code = dtype_code(arr.dtype)
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))  # byte-swapped data: one converted copy
-    itemsize = arr.dtype.itemsize
-    ptr = int(arr.__array_interface__["data"][0]) if arr.size else 0
-    size = int(arr.size)
-    if size == 0:
-        return View(arr, 0, arr.dtype, code, (0,), (itemsize,), 1, 0)
-    ptr, shape, strides, multiplicity = layout(ptr, arr.shape, arr.strides, itemsize)
-    return View(arr, ptr, arr.dtype, code, shape, strides, multiplicity, size)
-
-
-def layout(ptr: int, shape, strides, itemsize: int):
+def layout(ptr: int, shape: Sequence[int], strides: Sequence[int], itemsize: int) -> Tuple[int, Tuple[int, ...], Tuple[int, ...], int]:
     """(ptr, shape, strides, multiplicity) of a non-empty strided array, normalised.
 
     Extent-1 dimensions are dropped, stride-0 dimensions become a multiplicity, negative
     strides are walked forwards from the lowest address, and dimensions are sorted by stride
     (innermost = smallest) and merged where they tile memory contiguously. Strides in bytes.
-    Shared by host arrays (normalise) and device arrays (histgpu._cuda_backend).
     """
     dims = []
     multiplicity = 1
@@ -172,3 +82,145 @@ def layout(ptr: int, shape, strides, itemsize: int):
     if not merged:
         merged = [(itemsize, 1)]
     return ptr, tuple(e for _, e in merged), tuple(s for s, _ in merged), multiplicity
+
+
+def _view(cls: type, owner: Any, ptr: int, code: int, shape: Sequence[int], strides: Sequence[int], itemsize: int,
+          **extra: Any) -> View:
+    size = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    if size == 0:
+        return cls(owner, 0, code, (0,), (itemsize,), 1, 0, **extra)
+    ptr, shp, st, mult = layout(ptr, shape, strides, itemsize)
+    return cls(owner, ptr, code, shp, st, mult, size, **extra)
+
+
+# ------------------------------------------------------------------------------------------------
+# host data
+# ------------------------------------------------------------------------------------------------
+
+
+def _torch_host_array(tensor: Any) -> np.ndarray:
+    """A CPU torch tensor as numpy, in place: gradients are ignored (a histogram only reads the
+    values) and bfloat16/FP8, which numpy cannot name, are viewed through ml_dtypes."""
+    import sys
+
+    torch = sys.modules["torch"]
+    t = tensor.detach()
+    name = str(t.dtype).replace("torch.", "")
+    info = _dtypes.BY_NAME.get(name)
+    if info is not None and name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+        same_width = {1: torch.uint8, 2: torch.int16}[info.itemsize]
+        return t.view(same_width).numpy().view(_dtypes.numpy_dtype(name))
+    return t.numpy()
+
+
+def _tensorflow_host_array(tensor: Any) -> np.ndarray:
+    """A TensorFlow tensor or variable in host memory, its dtype checked before TensorFlow is
+    asked to export it (exporting a string tensor aborts the process inside TensorFlow)."""
+    dtype = getattr(tensor, "dtype", None)
+    name = getattr(dtype, "name", None)
+    if name is not None and name not in _dtypes.BY_NAME:
+        raise _dtypes.unsupported(f"tf.{name}")
+    return np.asarray(tensor.__array__()) if hasattr(tensor, "__array__") else np.asarray(tensor)
+
+
+def host_array(data: Any) -> np.ndarray:
+    """A numpy array over `data`, without copying where it already lives in host memory."""
+    if isinstance(data, np.ndarray):
+        return data
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"histgpu cannot histogram a {type(data).__name__}; pass numbers")
+    if _dev.is_torch(data) and hasattr(data, "detach"):
+        if getattr(data, "is_cuda", False):
+            return _torch_host_array(data.detach().cpu())
+        return _torch_host_array(data)
+    if _dev.is_tensorflow(data):
+        return _tensorflow_host_array(data)
+    if _dev.is_cupy(data):
+        return data.get()
+    if hasattr(data, "__dlpack__") and hasattr(data, "__dlpack_device__"):
+        try:
+            device_type = int(data.__dlpack_device__()[0])
+        except Exception:  # noqa: BLE001 - fall back to __array__ below
+            device_type = None
+        if device_type == 1:  # kDLCPU
+            try:
+                return np.from_dlpack(data)
+            except (TypeError, BufferError, RuntimeError, ValueError):
+                pass  # e.g. a dtype DLPack cannot describe: __array__ below still works
+    if hasattr(data, "__array__") and not isinstance(data, (list, tuple)):
+        # Called directly: numpy 2 would otherwise pass copy= and warn about older producers
+        # (Keras variables, for one) whose __array__ does not take it.
+        return np.asarray(data.__array__())
+    try:
+        return np.asarray(data)
+    except ValueError as exc:  # numpy's message for ragged nested sequences
+        raise ValueError(
+            f"histgpu needs rectangular numeric data; got a ragged or inhomogeneous sequence ({exc})"
+        ) from None
+
+
+def host_view(data: Any) -> HostView:
+    """Validate host `data` and describe it as a zero-copy view with positive, merged strides."""
+    arr = host_array(data)
+    if arr.dtype.kind == "O":
+        raise TypeError(
+            "histgpu got an object array (mixed types, ragged lists or Python objects); "
+            "pass a rectangular array of numbers"
+        )
+    code = _dtypes.numpy_code(arr.dtype)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))  # byte-swapped data: one converted copy
+    ptr = int(arr.__array_interface__["data"][0]) if arr.size else 0
+    return _view(HostView, arr, ptr, code, arr.shape, arr.strides, arr.dtype.itemsize)  # type: ignore[return-value]
+
+
+def device_view(data: Any, stream: Any = None) -> DeviceView:
+    """Describe GPU-resident `data` without copying it (`stream` overrides the producer's)."""
+    d = _dev.describe(data, stream)
+    return _view(DeviceView, d.owner, d.ptr, d.code, d.shape, d.strides, d.itemsize,  # type: ignore[return-value]
+                 device=d.device, stream=d.stream, source=data)
+
+
+def classify(data: Any, *, stream: Any = None) -> View:
+    """The view of `data`: a :class:`DeviceView` for arrays in GPU memory, else a :class:`HostView`.
+
+    A view passed in is returned as it is, so that callers may classify once and hand the
+    view on. `stream` (for GPU data) overrides the producer's stream.
+    """
+    if isinstance(data, HostView):
+        return data
+    if _dev.is_device_array(data):
+        return device_view(data, stream)
+    return host_view(data)
+
+
+def on_host(view: View) -> HostView:
+    """`view` itself for host memory; for GPU memory, a host copy made by its framework."""
+    if not view.on_device:
+        return view  # type: ignore[return-value]
+    return host_view(view.source)  # type: ignore[attr-defined]
+
+
+
+def to_device(view: View) -> DeviceView:
+    """A GPU copy of host data, for ``device="cuda"`` with host input (needs CuPy or PyTorch)."""
+    if view.on_device:
+        return view  # type: ignore[return-value]
+    arr = np.ascontiguousarray(host_array(view.owner))
+    try:
+        import cupy
+
+        return device_view(cupy.asarray(arr))
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        if arr.dtype.kind in "biuf" and arr.dtype.name in _dtypes.BY_NAME:
+            return device_view(torch.from_numpy(arr).cuda())
+    except ImportError:
+        pass
+    raise RuntimeError(
+        "histgpu: device='cuda' was asked for with data in host memory; pass a GPU array "
+        "(CuPy, PyTorch, JAX) or install CuPy or PyTorch so that histgpu can upload it"
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from typing import Optional
+from typing import List, Optional
+
+from . import _cpu
 
 DEFAULT_BUCKETS = 30  # TensorBoard's DEFAULT_BUCKET_COUNT
-MAX_BUCKETS = 1 << 24
+MAX_BUCKETS: int = int(_cpu.max_buckets)  # the engines' limit (csrc/core/histogram.hpp)
 NONFINITE_MODES = ("omit", "raise")
 
 
@@ -23,8 +25,20 @@ def bucket_count(buckets: object) -> int:
         raise TypeError(f"buckets must be an integer or None, not {type(buckets).__name__} {buckets!r}")
     k = int(buckets)
     if k > MAX_BUCKETS:
-        raise ValueError(f"buckets={k} is above the limit of 2**24 = {MAX_BUCKETS}")
+        raise ValueError(f"buckets={k} is above the limit of {MAX_BUCKETS}")
     return max(k, 0)
+
+
+def bucket_counts(buckets: object, n: int) -> List[int]:
+    """One bucket count for all `n` tensors (an int or None), or one per tensor (a sequence)."""
+    if buckets is None or isinstance(buckets, numbers.Integral) and not isinstance(buckets, bool):
+        return [bucket_count(buckets)] * n
+    if isinstance(buckets, (str, bytes)) or not hasattr(buckets, "__iter__"):
+        raise TypeError(f"buckets must be an integer, None or one integer per tensor, not {type(buckets).__name__}")
+    ks = [bucket_count(b) for b in buckets]  # type: ignore[union-attr]
+    if len(ks) != n:
+        raise ValueError(f"histgpu: {len(ks)} bucket counts for {n} tensors")
+    return ks
 
 
 def _positive_int(value: object, what: str) -> int:

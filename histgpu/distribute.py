@@ -55,7 +55,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as _histogram_metadata
 
-from . import _input, _options
+from . import _dtypes, _options
 from . import proto as _proto
 from . import sharded as _sharded
 from . import summary as _summary
@@ -197,7 +197,7 @@ def _shard_tensor(data: Any) -> tf.Tensor:
     inside a numpy_function on one replica would leave the others waiting in a collective."""
     x = tf.convert_to_tensor(data)
     try:
-        _input.dtype_code(np.dtype(x.dtype.as_numpy_dtype))
+        _dtypes.numpy_code(np.dtype(x.dtype.as_numpy_dtype))
     except TypeError as exc:
         raise TypeError(f"histgpu.distribute: {exc} (tensor dtype {x.dtype.name})") from None
     return x

@@ -1,51 +1,9 @@
 """Histograms of a tensor split into shards (processes, devices, hosts), merged exactly.
 
-A v2 histogram needs the range of the *whole* tensor before anything can be counted, so a
-sharded histogram takes two collective rounds, each moving a few numbers, never the data:
-
-1. **range**: every shard computes :func:`local_range`; the ranges are merged (MIN of the
-   minimum, MAX of the maximum, SUM of the counts) into the global :class:`RangeInfo`;
-2. **counts**: every shard counts its values against that shared range with
-   :func:`local_counts` (the bucket thresholds are derived from the global range exactly as
-   for one tensor); the ``k`` counts are summed; :func:`histogram_from_counts` builds the
-   :class:`histgpu.Histogram`.
-
-The result equals ``histgpu.compute`` of the concatenated shards bit for bit, for any split.
-
-The v1 ``HistogramProto`` needs one round: its bucket limits are fixed. :func:`local_v1`
-gives a :class:`V1Partial` whose counts and exact-sum digits add up as int64 arrays;
-:meth:`V1Partial.finish` rounds the exact sums once, so ``sum``/``sum_squares`` do not
-depend on how the tensor was split either.
-
-Every piece converts to plain int64 arrays for any collective library
-(``to_collective``/``from_collective``): one array to reduce with MIN, one with SUM. Maxima
-travel as negated order keys so that a single MIN reduction serves both ends of the range.
-
-torch.distributed (tested as written in tests/distribute/torch_worker.py)::
-
-    import numpy as np, torch, torch.distributed as dist
-    import histgpu.sharded as hs
-
-    def all_reduce(a, op):                                # numpy int64 in, numpy out
-        t = torch.from_numpy(np.ascontiguousarray(a))
-        dist.all_reduce(t, op=op)
-        return t.numpy()
-
-    lo, n = hs.local_range(shard).to_collective()         # phase 1: 2 + 4 int64 per rank
-    g = hs.RangeInfo.from_collective(all_reduce(lo, dist.ReduceOp.MIN),
-                                     all_reduce(n, dist.ReduceOp.SUM))
-    c = hs.local_counts(shard, g, buckets=30)            # phase 2: k int64 per rank
-    h = hs.histogram_from_counts(g, all_reduce(c, dist.ReduceOp.SUM))
-    # h == histgpu.compute(np.concatenate(all_shards), 30) on every rank, bit for bit
-
-    mins, sums = hs.local_v1(shard).to_collective()       # v1: one round, 2 + 1,843 int64
-    v1 = hs.V1Partial.from_collective(all_reduce(mins, dist.ReduceOp.MIN),
-                                      all_reduce(sums, dist.ReduceOp.SUM)).finish()
-
-With the NCCL backend, move the int64 tensors to the GPU first (Gloo and MPI reduce host
-tensors). JAX: ``jax.lax.pmin``/``psum`` on the same arrays, with ``jax_enable_x64`` on (JAX
-silently narrows int64 to int32 otherwise). MPI: ``MPI.MIN``/``MPI.SUM``. Never reduce counts
-as floats: past 2**24 (float32) or 2**53 (float64) they stop being exact.
+v2 takes two collective rounds of a few int64 each (the range, then the counts); v1 takes one.
+Only O(k) integers travel, never the data, and the result equals ``histgpu.compute`` /
+``compute_v1`` of the whole tensor bit for bit. The recipes for torch.distributed, JAX and MPI
+are in docs/sharded.md.
 """
 from __future__ import annotations
 
@@ -54,8 +12,8 @@ from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
 
-from . import _api, _cpu, _device, _options
-from ._result import Histogram, V1Histogram
+from . import _cpu, _engine, _options
+from ._result import Histogram, V1Histogram, from_order_key, merge, order_key
 
 __all__ = [
     "RangeInfo",
@@ -71,34 +29,12 @@ __all__ = [
 ]
 
 _I64_MAX = int(np.iinfo(np.int64).max)  # MIN's neutral element: what an empty shard sends
-_FLIP = 0x7FFFFFFFFFFFFFFF
 _DBL_MAX = float(np.finfo(np.float64).max)
 _N_STATS = 4  # num, nan, posinf, neginf
-
-
-def order_key(x: float) -> int:
-    """An int64 whose integer order is the order of float64 ``x``, with -0.0 < +0.0.
-
-    MIN/MAX over keys are exact selections on every backend (no float comparison rules,
-    no sign-of-zero ambiguity), which is what makes merged ranges bit-identical.
-    """
-    bits = int(np.float64(x).view(np.int64))
-    return bits if bits >= 0 else bits ^ _FLIP
-
-
-def from_order_key(key: int) -> float:
-    """Inverse of :func:`order_key`."""
-    key = int(key)
-    bits = key if key >= 0 else key ^ _FLIP
-    return float(np.int64(bits).view(np.float64))
-
-
-def _select_min(values: Iterable[float]) -> float:
-    return from_order_key(min(order_key(v) for v in values))
-
-
-def _select_max(values: Iterable[float]) -> float:
-    return from_order_key(max(order_key(v) for v in values))
+# Order keys of finite float64 values lie strictly inside these bounds; a key outside them
+# (or a float, or an int32-narrowed key) did not come from to_collective().
+_FINITE_KEY_MIN = order_key(-_DBL_MAX)
+_FINITE_KEY_MAX = order_key(_DBL_MAX)
 
 
 def _collective_mins(num: int, vmin: float, vmax: float) -> np.ndarray:
@@ -110,14 +46,26 @@ def _collective_mins(num: int, vmin: float, vmax: float) -> np.ndarray:
 
 
 def _range_from_mins(num: int, mins: Any) -> Tuple[float, float]:
-    mins = np.asarray(mins, dtype=np.int64).reshape(-1)
-    if mins.shape != (2,):
-        raise ValueError(f"expected 2 MIN-reduced int64 values, got shape {mins.shape}")
+    arr = np.asarray(mins)
+    if arr.dtype != np.int64:
+        raise ValueError(
+            f"mins must be the int64 [2] array of to_collective(), MIN-reduced; got dtype {arr.dtype} "
+            "(a float array, or int64 narrowed to int32 — JAX does that unless jax_enable_x64 is on)"
+        )
+    arr = arr.reshape(-1)
+    if arr.shape != (2,):
+        raise ValueError(f"expected 2 MIN-reduced int64 values, got shape {arr.shape}")
     if num == 0:
         return 0.0, 0.0
-    if int(mins[0]) == _I64_MAX or int(mins[1]) == _I64_MAX:
+    lo, neg_hi = int(arr[0]), int(arr[1])
+    if lo == _I64_MAX or neg_hi == _I64_MAX:
         raise ValueError("values were counted but no shard sent a range: were the arrays reduced with MIN?")
-    return from_order_key(int(mins[0])), from_order_key(-int(mins[1]))
+    if not (_FINITE_KEY_MIN <= lo <= _FINITE_KEY_MAX and _FINITE_KEY_MIN <= -neg_hi <= _FINITE_KEY_MAX):
+        raise ValueError("mins do not hold order keys of finite values: pass to_collective()'s int64 arrays, MIN-reduced")
+    vmin, vmax = from_order_key(lo), from_order_key(-neg_hi)
+    if order_key(vmin) > order_key(vmax):
+        raise ValueError("the reduced range has min > max: were the mins reduced with MIN (not SUM or MAX)?")
+    return vmin, vmax
 
 
 def _as_counts(a: Any, what: str) -> np.ndarray:
@@ -126,6 +74,8 @@ def _as_counts(a: Any, what: str) -> np.ndarray:
         raise TypeError(f"{what} must be integers (int64), got dtype {arr.dtype}; never sum counts as floats")
     if arr.size and int(arr.min()) < 0:
         raise ValueError(f"{what} holds negative counts")
+    if arr.size and int(arr.max()) > _I64_MAX:
+        raise ValueError(f"{what} holds a count above 2**63 - 1: a sum overflowed")
     return arr.astype(np.int64, copy=False).reshape(-1)
 
 
@@ -203,11 +153,15 @@ def local_range(data: Any, *, num_threads: Optional[int] = None, device: Optiona
     num_threads, device
         As in :func:`histgpu.compute`.
     """
-    threads = _options.num_threads(num_threads)
-    vmin, vmax, num, nan, posinf, neginf = _api._engine_call("range_stats", data, device, threads)
-    if num == 0:
-        vmin = vmax = 0.0
-    return RangeInfo(float(vmin), float(vmax), int(num), int(nan), int(posinf), int(neginf))
+    engine, view = _engine.place(data, device, _options.num_threads(num_threads))
+    return _range_info(engine.range(view.engine_view()))
+
+
+def _range_info(s: Any) -> RangeInfo:
+    """A RangeInfo from an engine's RangeStats (0.0 for min/max of a shard without values)."""
+    num = int(s.num)
+    return RangeInfo(float(s.min) if num else 0.0, float(s.max) if num else 0.0, num, int(s.nan), int(s.posinf),
+                     int(s.neginf))
 
 
 def merge_ranges(ranges: Iterable[RangeInfo]) -> RangeInfo:
@@ -225,32 +179,20 @@ def _in_range(
     num_threads: Optional[int],
     device: Optional[str],
     local: Optional[RangeInfo] = None,
-):
-    """The engine's counts of one shard against the shared range, after checking they fit.
+) -> Tuple[np.ndarray, np.ndarray, RangeInfo]:
+    """The engine's counts of one shard against the shared range, and the shard's own range.
 
-    With ``local`` (this shard's phase-1 range) the engine counts without reading the shard's
-    range again: two reads of the data in all, as for a single tensor."""
+    The engine refuses a shard outside the shared range (it would be clamped into the end
+    buckets silently), and with ``local`` checks in its one read that ``local`` describes the
+    shard: two reads of the data in all, as for a single tensor."""
     if not isinstance(spec, RangeInfo):
         raise TypeError(f"spec must be a histgpu.RangeInfo (the merged range), not {type(spec).__name__}")
     if local is not None and not isinstance(local, RangeInfo):
         raise TypeError(f"local must be this shard's histgpu.RangeInfo from local_range, not {type(local).__name__}")
-    known = None if local is None else (local.min, local.max, local.num, local.nan, local.posinf, local.neginf)
-    threads = _options.num_threads(num_threads)
-    edges, counts, stats = _api._engine_call(
-        "histogram_v2_in_range", data, device, threads, k, float(spec.min), float(spec.max), int(spec.num), known
-    )
-    vmin, vmax, num, nan, posinf, neginf = stats
-    local = RangeInfo(float(vmin) if num else 0.0, float(vmax) if num else 0.0, int(num), int(nan), int(posinf), int(neginf))
-    # A shard outside the shared range would be clamped into the end buckets silently.
-    if local.num > spec.num or (
-        local.num
-        and (order_key(local.min) < order_key(spec.min) or order_key(local.max) > order_key(spec.max))
-    ):
-        raise ValueError(
-            f"this shard (range [{local.min!r}, {local.max!r}], {local.num} values) lies outside the shared "
-            f"range [{spec.min!r}, {spec.max!r}] of {spec.num} values: merge the ranges of every shard first"
-        )
-    return edges, counts, local
+    known = None if local is None else _cpu.RangeStats(local.min, local.max, local.num, local.nan, local.posinf, local.neginf)
+    engine, view = _engine.place(data, device, _options.num_threads(num_threads))
+    r = engine.v2_shard(view.engine_view(), k, float(spec.min), float(spec.max), int(spec.num), known)
+    return r.edges, r.counts, _range_info(r.stats)
 
 
 def local_counts(
@@ -311,15 +253,6 @@ def local_histogram(
     return Histogram(edges, counts, local.min, local.max, local.num, local.nan, local.posinf, local.neginf)
 
 
-def _edges(spec: RangeInfo, k: int) -> np.ndarray:
-    """The bucket edges of ``spec``, from the engine (so they are the single-tensor edges)."""
-    empty = np.empty(0, dtype=np.float64)
-    edges, _, _ = _api._engine_call(
-        "histogram_v2_in_range", empty, "cpu", 1, k, float(spec.min), float(spec.max), int(spec.num), None
-    )
-    return edges
-
-
 def histogram_from_counts(
     spec: RangeInfo, counts: Any, *, nonfinite: str = "omit"
 ) -> Histogram:
@@ -340,9 +273,11 @@ def histogram_from_counts(
         If the counts do not add up to ``spec.num`` (a shard is missing or counted twice).
     """
     mode = _options.nonfinite_mode(nonfinite)
+    if not isinstance(spec, RangeInfo):
+        raise TypeError(f"spec must be a histgpu.RangeInfo (the merged range), not {type(spec).__name__}")
     counts = _as_counts(counts, "counts")
     k = _options.bucket_count(int(counts.shape[0]))
-    total = int(counts.sum(dtype=np.uint64))
+    total = sum(int(c) for c in counts)  # Python integers: a sum past 2**64 is seen, not wrapped
     if k and total != spec.num:
         raise ValueError(
             f"the summed counts hold {total} values but the merged range has {spec.num}: "
@@ -350,55 +285,8 @@ def histogram_from_counts(
         )
     _options.apply_nonfinite_policy(mode, spec.nan, spec.posinf, spec.neginf)
     return Histogram(
-        _edges(spec, k), counts.astype(np.uint64), float(spec.min), float(spec.max),
+        _engine.v2_edges(spec.min, spec.max, spec.num, k), counts.astype(np.uint64), float(spec.min), float(spec.max),
         int(spec.num), int(spec.nan), int(spec.posinf), int(spec.neginf),
-    )
-
-
-def merge(histograms: Iterable[Histogram]) -> Histogram:
-    """Merge histograms of disjoint shards that were bucketed on the same edges.
-
-    Counts and value counts add, ``min``/``max`` are selected (-0.0 < +0.0). Histograms of
-    shards from :func:`local_histogram` with one merged range merge into exactly
-    ``histgpu.compute`` of the whole tensor; merging is associative, so partial merges
-    (trees) are fine. A histogram without finite values contributes only its non-finite
-    counts.
-
-    Raises
-    ------
-    ValueError
-        If the histograms have different bucket counts or edges: they were bucketed
-        differently and cannot be added (e.g. two ``histgpu.compute`` results of shards with
-        different ranges). Use the two-phase API instead.
-    """
-    hs = list(histograms)
-    if not hs:
-        raise ValueError("merge() needs at least one histogram")
-    for h in hs:
-        if not isinstance(h, Histogram):
-            raise TypeError(f"merge() takes histgpu.Histogram objects, not {type(h).__name__}")
-    k = hs[0].buckets
-    if any(h.buckets != k for h in hs):
-        raise ValueError(f"cannot merge histograms with different bucket counts: {sorted({h.buckets for h in hs})}")
-    filled = [h for h in hs if h.num > 0]
-    edges = (filled or hs)[0].edges
-    bits = np.ascontiguousarray(edges, dtype=np.float64).view(np.int64)
-    for h in filled[1:]:
-        if not np.array_equal(np.ascontiguousarray(h.edges, dtype=np.float64).view(np.int64), bits):
-            raise ValueError(
-                "cannot merge histograms with different bucket edges (they were bucketed against "
-                "different ranges); count every shard against one merged range: "
-                "local_range -> merge_ranges -> local_histogram -> merge"
-            )
-    counts = np.zeros(k, dtype=np.uint64)
-    for h in filled:
-        counts += np.asarray(h.counts, dtype=np.uint64)
-    num = sum(h.num for h in hs)
-    vmin = _select_min(h.min for h in filled) if filled else 0.0
-    vmax = _select_max(h.max for h in filled) if filled else 0.0
-    return Histogram(
-        np.array(edges, dtype=np.float64), counts, vmin, vmax, num,
-        sum(h.nan for h in hs), sum(h.posinf for h in hs), sum(h.neginf for h in hs),
     )
 
 
@@ -453,7 +341,7 @@ class V1Partial:
         if sums.dtype.kind not in "iu":
             raise TypeError(f"sums must be int64, got dtype {sums.dtype}")
         sums = sums.astype(np.int64, copy=False).reshape(-1)
-        nl, nd = _v1_sizes()
+        nl, nd = _engine.v1_sizes()
         if sums.shape != (_N_STATS + nl + 2 * nd,):
             raise ValueError(f"expected {_N_STATS + nl + 2 * nd} SUM-reduced int64, got shape {sums.shape}")
         num, nan, posinf, neginf = (int(v) for v in sums[:_N_STATS])
@@ -468,7 +356,7 @@ class V1Partial:
         _options.apply_nonfinite_policy(mode, self.nan, self.posinf, self.neginf)
         empty = self.num == 0  # TensorFlow's Histogram starts from these
         return V1Histogram(
-            _api.v1_limits(),
+            _engine.v1_limits(),
             np.asarray(self.counts, dtype=np.int64).astype(np.uint64),
             _DBL_MAX if empty else float(self.min),
             -_DBL_MAX if empty else float(self.max),
@@ -479,28 +367,14 @@ class V1Partial:
         )
 
 
-_V1_SIZES: Optional[Tuple[int, int]] = None
-
-
-def _v1_sizes() -> Tuple[int, int]:
-    """(v1 bucket count, exact-sum digit count), read once from the engine."""
-    global _V1_SIZES
-    if _V1_SIZES is None:
-        part = _cpu.histogram_v1_partial(0, 12, [0], [8], 1, 1, _device.cpu_isa())
-        _V1_SIZES = (len(part[0]), len(part[2]))
-    return _V1_SIZES
-
-
 def local_v1(data: Any, *, num_threads: Optional[int] = None, device: Optional[str] = None) -> V1Partial:
     """One shard's v1 content in one read: counts, range, value counts, exact-sum digits."""
-    threads = _options.num_threads(num_threads)
-    counts, stats, sd, ssd = _api._engine_call("histogram_v1_partial", data, device, threads)
-    vmin, vmax, num, nan, posinf, neginf = stats
-    if num == 0:
-        vmin = vmax = 0.0
+    engine, view = _engine.place(data, device, _options.num_threads(num_threads))
+    p = engine.v1_partial(view.engine_view())
+    r = _range_info(p.stats)
     return V1Partial(
-        np.asarray(counts).astype(np.int64), float(vmin), float(vmax), int(num), int(nan), int(posinf),
-        int(neginf), np.asarray(sd, dtype=np.int64), np.asarray(ssd, dtype=np.int64),
+        np.asarray(p.counts).astype(np.int64), r.min, r.max, r.num, r.nan, r.posinf, r.neginf,
+        np.asarray(p.sum_digits, dtype=np.int64), np.asarray(p.sumsq_digits, dtype=np.int64),
     )
 
 

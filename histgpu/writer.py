@@ -63,7 +63,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 import histgpu
-from histgpu import _cpu, _cuda_backend, _device, _options
+from histgpu import _cpu, _cuda_async, _input_device, _options
 from histgpu import proto as _proto
 
 __all__ = ["SummaryWriter"]
@@ -543,8 +543,8 @@ class SummaryWriter:
         k = _v2_buckets(bins)
         mode = _options.nonfinite_mode(nonfinite)
         wall = time.time() if walltime is None else float(walltime)
-        if k is not None and _device.is_device_array(values):
-            pending = _cuda_backend.enqueue_histogram(values, k)
+        if k is not None and _input_device.is_device_array(values):
+            pending = _cuda_async.enqueue_histogram(values, k)
 
             def job() -> event_pb2.Event:
                 value = _gpu_value(tag, pending.result(), description, mode)
@@ -586,12 +586,12 @@ class SummaryWriter:
         pairs = list(tensors.items() if isinstance(tensors, Mapping) else tensors)
         if not pairs:
             return
-        on_gpu = [i for i, (_, v) in enumerate(pairs) if k is not None and _device.is_device_array(v)]
+        on_gpu = [i for i, (_, v) in enumerate(pairs) if k is not None and _input_device.is_device_array(v)]
         groups: Dict[Any, List[int]] = {}
         for i in on_gpu:
             groups.setdefault(_device_key(pairs[i][1]), []).append(i)
         # GPU batches first, so that the GPU works while the host tensors are counted here.
-        pendings = [(idx, _cuda_backend.enqueue_histograms([pairs[i][1] for i in idx], k)) for idx in groups.values()]
+        pendings = [(idx, _cuda_async.enqueue_histograms([pairs[i][1] for i in idx], k)) for idx in groups.values()]
         done: Dict[int, _Value] = {}
         gpu = set(on_gpu)
         for i, (tag, v) in enumerate(pairs):

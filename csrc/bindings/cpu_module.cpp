@@ -1,100 +1,76 @@
-// histgpu._cpu: thin pybind11 layer over the CPU engine. The GIL is released while counting.
+// histgpu._cpu: the compiled module every build has. It registers the shared Python types
+// (bindings/types.hpp), the CPU engine, and the small host helpers the Python layer needs
+// (dtype table, v1 limits, edges, exact-sum rounding, record checksums).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "bindings/view_args.hpp"
+#include "bindings/engine.hpp"
+#include "bindings/types.hpp"
 #include "core/crc32c.hpp"
 #include "core/histogram.hpp"
+#include "core/thresholds.hpp"
 #include "cpu/engine.hpp"
 
 namespace py = pybind11;
 using namespace histgpu;
-using bindings::make_view;
-using bindings::stats_tuple;
 using bindings::to_numpy;
-using bindings::v2_tuple;
-using Shape = std::vector<std::int64_t>;
+
+namespace {
+
+// Every row of core/dtypes.hpp: (code, name, itemsize, kernel bits, dlpack code, dlpack bits).
+py::list dtype_table() {
+  py::list rows;
+#define HISTGPU_X(N, code, NAME, S, K, DEC, DLC, DLB) \
+  rows.append(py::make_tuple(code, NAME, sizeof(S), 8 * sizeof(K), DLC, DLB));
+  HISTGPU_DTYPE_TABLE(HISTGPU_X)
+#undef HISTGPU_X
+  return rows;
+}
+
+// core's convert<D> applied to raw bytes (a test hook: every bit pattern against ml_dtypes).
+py::array_t<double> convert_bytes(int dtype, const py::bytes& raw) {
+  if (!valid_dtype(dtype)) throw std::invalid_argument("histgpu: unknown dtype code");
+  const std::string s = raw;
+  return visit_dtype(static_cast<DType>(dtype), [&](auto d) {
+    constexpr DType D = decltype(d)::value;
+    using S = typename DTypeTraits<D>::Storage;
+    const std::size_t n = s.size() / sizeof(S);
+    py::array_t<double> out(static_cast<py::ssize_t>(n));
+    for (std::size_t i = 0; i < n; ++i) {
+      S r;
+      std::memcpy(&r, s.data() + i * sizeof(S), sizeof r);
+      out.mutable_data()[i] = static_cast<double>(convert<D>(r));
+    }
+    return out;
+  });
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
-  m.doc() = "histgpu CPU engine (internal; use the histgpu package)";
+  m.doc() = "histgpu's host engine and shared types (internal; use the histgpu package)";
+  bindings::bind_types(m);
 
-  m.def("range_stats",
-        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
-           std::uint64_t mult, int threads, const std::string& isa) {
-          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
-          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
-          RangeStats s;
-          {
-            py::gil_scoped_release nogil;
-            s = engine.range(v);
-          }
-          return stats_tuple(repeat_stats(s, mult));
+  bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.")
+      .def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",
+           "isa: 'baseline', 'avx2', 'avx512' or '' (the best this CPU runs).");
+
+  m.def("dtype_table", &dtype_table,
+        "Every dtype the engines read: (code, name, itemsize, kernel bits, dlpack code, dlpack bits).");
+  m.def("v1_limits", [] { return to_numpy(v1_default_limits()); }, "TensorFlow's default v1 bucket limits.");
+  m.def("v1_sizes",
+        [] {
+          const V1Sizes s = v1_sizes();
+          return py::make_tuple(s.buckets, s.digits);
         },
-        "Finite min/max and value counts: (min, max, num, nan, posinf, neginf).");
-
-  m.def("histogram_v2",
-        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
-           std::uint64_t mult, std::int64_t k, int threads, const std::string& isa) {
-          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
-          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
-          V2Result r;
-          {
-            py::gil_scoped_release nogil;
-            r = histogram_v2(engine, v, k);
-          }
-          return v2_tuple(r);
+        "(v1 buckets, exact-sum digits) of every v1 result.");
+  m.def("v2_edges",
+        [](double mn, double mx, std::uint64_t num, std::int64_t k) {
+          return to_numpy(v2_edges(GlobalRange{mn, mx, num}, k));
         },
-        "TensorBoard v2 buckets: (edges, counts, stats).");
-
-  m.def("histogram_v2_in_range",
-        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
-           std::uint64_t mult, std::int64_t k, double gmin, double gmax, std::uint64_t gnum,
-           const py::object& local_stats, int threads, const std::string& isa) {
-          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
-          const auto known = bindings::known_local_stats(local_stats, mult);
-          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
-          V2Result r;
-          {
-            py::gil_scoped_release nogil;
-            const RangeStats local = known ? *known : engine.range(v);
-            r = histogram_v2_in_range(engine, v, k, local, gmin, gmax, gnum);
-          }
-          return v2_tuple(r);
-        },
-        "v2 buckets of a shard against a global range: (edges, counts, local stats). "
-        "local_stats: the shard's range_stats() if known, else None.");
-
-  m.def("histogram_v1",
-        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
-           std::uint64_t mult, int threads, const std::string& isa) {
-          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
-          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
-          V1Result r;
-          {
-            py::gil_scoped_release nogil;
-            r = histogram_v1(engine, v);
-          }
-          return py::make_tuple(to_numpy(r.counts), stats_tuple(r.stats), r.sum, r.sum_squares);
-        },
-        "TensorFlow v1 buckets: (counts, stats, sum, sum_squares).");
-
-  m.def("histogram_v1_partial",
-        [](std::uintptr_t ptr, int dtype, const Shape& shape, const Shape& strides,
-           std::uint64_t mult, int threads, const std::string& isa) {
-          const StridedView v = make_view(ptr, dtype, shape, strides, mult);
-          cpu::CpuEngine engine(threads, cpu::kernels_named(isa));
-          V1Partial r;
-          {
-            py::gil_scoped_release nogil;
-            r = histogram_v1_partial(engine, v);
-          }
-          return py::make_tuple(to_numpy(r.counts), stats_tuple(r.stats), to_numpy(r.sum_digits),
-                                to_numpy(r.sumsq_digits));
-        },
-        "A shard's v1 content with exact sums as int64 digit arrays that add up under a SUM "
-        "all-reduce: (counts, stats, sum_digits, sum_squares_digits).");
-
+        py::arg("min"), py::arg("max"), py::arg("num"), py::arg("k"),
+        "The k + 1 edges of a v2 histogram of a range holding num finite values.");
   m.def("round_digit_sums",
         [](py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> digits) {
           if (digits.ndim() != 1 || digits.shape(0) != BigFixed::kDigits)
@@ -102,8 +78,7 @@ PYBIND11_MODULE(_cpu, m) {
                                         " exact-sum digits");
           return BigFixed::from_digit_sums(digits.data()).to_double();
         },
-        "The float64 nearest to the exact value that summed digit arrays stand for.");
-
+        py::arg("digits"), "The float64 nearest to the exact value that summed digit arrays stand for.");
   m.def("crc32c",
         [](const py::bytes& data) {
           char* p = nullptr;
@@ -116,12 +91,11 @@ PYBIND11_MODULE(_cpu, m) {
           }
           return crc;
         },
-        "CRC-32C of bytes (TensorFlow's record checksum).");
-
-  m.def("v1_limits", [] { return to_numpy(v1_default_limits()); },
-        "TensorFlow's default v1 bucket limits.");
+        py::arg("data"), "CRC-32C of bytes (TensorFlow's record checksum).");
   m.def("active_isa", [](const std::string& isa) { return std::string(cpu::kernels_named(isa).isa); },
-        py::arg("isa") = "");
-  m.def("supported_isas", &cpu::supported_isas);
+        py::arg("isa") = "", "The kernel build `isa` ('' = the best) resolves to on this CPU.");
+  m.def("supported_isas", &cpu::supported_isas, "Kernel builds this CPU can run.");
+  m.def("_convert_bytes", &convert_bytes, py::arg("dtype"), py::arg("raw"),
+        "core's exact dtype conversion (shared by the CPU and CUDA kernels), as float64.");
   m.attr("max_buckets") = kMaxBuckets;
 }

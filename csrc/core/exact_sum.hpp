@@ -55,7 +55,7 @@ template <class K> struct ExactBins {
                               // hold 2^22 squares of 53-bit mantissas)
   BigFixed folded_sumsq;
 
-  // Engines add into the bins themselves (csrc/cpu/kernels.cpp: add_exact); float64
+  // Engines add into the bins themselves (csrc/cpu/kernels/v1.cpp: add_exact); float64
   // squares must be folded every kFoldSquaresEvery additions.
   static constexpr std::uint64_t kFoldSquaresEvery = std::uint64_t(1) << 21;
   void fold_squares();

@@ -1,5 +1,7 @@
 #include "core/histogram.hpp"
 
+#include "core/ordered.hpp"
+
 #include <cfloat>
 #include <cmath>
 #include <limits>
@@ -54,34 +56,109 @@ V2Plan V2Plan::make(DType dtype, double min, double max, std::int64_t k) {
   return p;
 }
 
-V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int64_t k,
-                               const RangeStats& local_stats, double global_min,
-                               double global_max, std::uint64_t global_num) {
-  if (k < 0) k = 0;
+std::int64_t checked_bucket_count(std::int64_t k) {
+  if (k < 0) return 0;
   if (k > kMaxBuckets) throw std::invalid_argument("histgpu: bucket count above 2^24");
+  return k;
+}
+
+V1Sizes v1_sizes() { return V1Sizes{v1_default_limits().size(), static_cast<std::size_t>(BigFixed::kDigits)}; }
+
+std::vector<double> v2_edges(const GlobalRange& range, std::int64_t k) {
+  k = checked_bucket_count(k);
+  if (k == 0 || range.num == 0) return std::vector<double>(static_cast<std::size_t>(k) + 1, 0.0);
+  // One distinct value: every edge is the value (and the last bucket holds everything).
+  if (range.max - range.min == 0.0) return std::vector<double>(static_cast<std::size_t>(k) + 1, range.max);
+  return V2Spec::make(range.min, range.max, k).edges();
+}
+
+V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int64_t k,
+                               const RangeStats& local_stats, const GlobalRange& global,
+                               RangeStats* observed) {
+  k = checked_bucket_count(k);
   V2Result r;
   r.k = k;
   r.stats = repeat_stats(local_stats, view.multiplicity);
   r.counts.assign(static_cast<std::size_t>(k), 0);
-  r.edges.assign(static_cast<std::size_t>(k) + 1, 0.0);
-  if (k == 0 || global_num == 0) return r;  // TensorBoard: k rows of zeros
-  if (global_max - global_min == 0.0) {
-    // One distinct value: every edge is the value and the last bucket holds everything.
-    r.edges.assign(static_cast<std::size_t>(k) + 1, global_max);
-    r.counts[k - 1] = r.stats.num;
+  r.edges = v2_edges(global, k);
+  const bool count = k > 0 && global.num != 0 && global.max - global.min != 0.0 && local_stats.num != 0;
+  if (!count) {
+    if (observed) *observed = view.size() ? engine.range(view) : RangeStats{};
+    // TensorBoard: k rows of zeros for no values; one distinct value fills the last bucket
+    if (k > 0 && global.num != 0 && global.max - global.min == 0.0) r.counts[k - 1] = r.stats.num;
     return r;
   }
-  const V2Plan plan = V2Plan::make(view.dtype, global_min, global_max, k);
-  r.edges = plan.spec.edges();
-  if (local_stats.num == 0) return r;
-  r.counts = engine.count_v2(view, plan, local_stats.nonfinite() != 0);
+  const V2Plan plan = V2Plan::make(view.dtype, global.min, global.max, k);
+  r.counts = engine.count_v2(view, plan, local_stats.nonfinite() != 0, observed);
   for (auto& c : r.counts) c = times(c, view.multiplicity);
   return r;
 }
 
+namespace {
+
+bool same_stats(const RangeStats& a, const RangeStats& b) {
+  const bool counts = a.num == b.num && a.nan == b.nan && a.posinf == b.posinf && a.neginf == b.neginf;
+  // min/max compared as selections: bit patterns, so that -0.0 and +0.0 differ
+  return counts && (a.num == 0 || (bits_of(a.min) == bits_of(b.min) && bits_of(a.max) == bits_of(b.max)));
+}
+
+// The shard's known stats with its repetition taken out again (range_of() put it in).
+RangeStats unrepeated(const RangeStats& s, std::uint64_t m) {
+  const std::uint64_t counts[4] = {s.num, s.nan, s.posinf, s.neginf};
+  for (std::uint64_t c : counts)
+    if (m == 0 || c % m != 0)
+      throw std::invalid_argument(
+          "histgpu: the local stats do not describe this shard (its counts are not multiples of the view's repetition)");
+  RangeStats r = s;
+  r.num /= m;
+  r.nan /= m;
+  r.posinf /= m;
+  r.neginf /= m;
+  return r;
+}
+
+}  // namespace
+
+V2Result histogram_v2_shard(Engine& engine, const StridedView& view, std::int64_t k,
+                            const GlobalRange& global, const RangeStats* known_local) {
+  if (!std::isfinite(global.min) || !std::isfinite(global.max) || ordered_key(global.min) > ordered_key(global.max))
+    throw std::invalid_argument("histgpu: the shared range must have finite min <= max (a merged RangeInfo)");
+  const RangeStats local = known_local ? unrepeated(*known_local, view.multiplicity)
+                                       : (view.size() ? engine.range(view) : RangeStats{});
+  const RangeStats repeated = repeat_stats(local, view.multiplicity);
+  // A shard outside the shared range would be clamped into the end buckets silently.
+  const bool inside = repeated.num <= global.num &&
+                      (repeated.num == 0 || (ordered_key(repeated.min) >= ordered_key(global.min) &&
+                                             ordered_key(repeated.max) <= ordered_key(global.max)));
+  if (!inside)
+    throw std::invalid_argument(
+        "histgpu: this shard lies outside the shared range (or holds more values than it): merge the ranges "
+        "of every shard first");
+  RangeStats seen;
+  V2Result r = histogram_v2_in_range(engine, view, k, local, global, known_local ? &seen : nullptr);
+  // The values counted (in the count pass's own read) must be the ones local= describes.
+  if (known_local && !same_stats(seen, local))
+    throw std::invalid_argument(
+        "histgpu: the local stats (local=) do not describe this shard: its range or value counts differ from the data's; "
+        "pass this shard's own local_range() result");
+  return r;
+}
+
+RangeStats range_of(Engine& engine, const StridedView& view) {
+  if (view.size() == 0) return RangeStats{};
+  return repeat_stats(engine.range(view), view.multiplicity);
+}
+
 V2Result histogram_v2(Engine& engine, const StridedView& view, std::int64_t k) {
-  const RangeStats s = engine.range(view);
-  return histogram_v2_in_range(engine, view, k, s, s.min, s.max, s.num);
+  const RangeStats s = view.size() ? engine.range(view) : RangeStats{};
+  return histogram_v2_in_range(engine, view, k, s, GlobalRange{s.min, s.max, repeat_stats(s, view.multiplicity).num});
+}
+
+std::vector<V2Result> Engine::v2_many(const std::vector<BatchItem>& items) {
+  std::vector<V2Result> out;
+  out.reserve(items.size());
+  for (const BatchItem& it : items) out.push_back(histogram_v2(*this, it.view, it.k));
+  return out;
 }
 
 namespace {

@@ -36,14 +36,28 @@ struct V1Raw {
   BigFixed sum, sumsq;
 };
 
+struct V2Result;
+
+// One tensor of a batch of v2 histograms (histogram_many, the writer's add_histograms).
+struct BatchItem {
+  StridedView view;
+  std::int64_t k = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
+  // Range pass. Counts are of distinct addressed elements (view.multiplicity ignored).
   virtual RangeStats range(const StridedView& view) = 0;
-  // Counts of the finite values per bucket (k of them), ignoring view.multiplicity.
+  // Counts of the finite values per bucket (k of them), ignoring view.multiplicity. With
+  // `observed`, the engine also fills in the range of the values it counted (in the same read
+  // where it can): how a caller-supplied range is checked against the data.
   virtual std::vector<std::uint64_t> count_v2(const StridedView& view, const V2Plan& plan,
-                                              bool has_nonfinite) = 0;
+                                              bool has_nonfinite, RangeStats* observed = nullptr) = 0;
   virtual V1Raw v1(const StridedView& view) = 0;
+  // v2 histograms of many tensors. The default runs histogram_v2 on each; engines that can do
+  // better (one batch of launches on a GPU) override it. Results are identical either way.
+  virtual std::vector<V2Result> v2_many(const std::vector<BatchItem>& items);
 };
 
 struct V2Result {
@@ -60,13 +74,35 @@ struct V1Result {
   double sum = 0.0, sum_squares = 0.0;
 };
 
-// Buckets of finite values per TensorBoard's summary_v2._buckets (DESIGN 1.1, 1.2).
+// The finite range and value counts of a view, its multiplicity included.
+RangeStats range_of(Engine& engine, const StridedView& view);
+
+// Buckets of finite values per TensorBoard's summary_v2._buckets (docs/semantics.md §1, §2).
 V2Result histogram_v2(Engine& engine, const StridedView& view, std::int64_t k);
-// Same, with the range given (a shard of a larger tensor: the global min/max).
+
+// The range of a whole tensor when a view is one shard of it (histgpu.sharded).
+struct GlobalRange {
+  double min = 0.0, max = 0.0;
+  std::uint64_t num = 0;  // finite values of the whole tensor
+};
+// The k + 1 bucket edges of `range` (all zero when it holds no value, all equal to the value
+// when it holds one distinct value): the edges every v2 result of that range carries.
+std::vector<double> v2_edges(const GlobalRange& range, std::int64_t k);
+
+// A shard's counts against the range of the whole tensor; stats are the shard's own. With
+// `known_local` (the shard's range_of(), from an earlier read) the shard is read once here,
+// and the values counted are checked against it: std::invalid_argument when it does not
+// describe this shard, or when the shard lies outside `global`.
+V2Result histogram_v2_shard(Engine& engine, const StridedView& view, std::int64_t k,
+                            const GlobalRange& global, const RangeStats* known_local);
+
+// The same with the shard's own stats given, repetition excluded (no checks): the batch
+// engines assemble every result through this. `observed`: as in Engine::count_v2.
 V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int64_t k,
-                               const RangeStats& local_stats, double global_min,
-                               double global_max, std::uint64_t global_num);
-// TensorFlow's v1 HistogramProto content (DESIGN 1.3), before bucket collapsing.
+                               const RangeStats& local_stats, const GlobalRange& global,
+                               RangeStats* observed = nullptr);
+
+// TensorFlow's v1 HistogramProto content (docs/semantics.md §3), before bucket collapsing.
 V1Result histogram_v1(Engine& engine, const StridedView& view);
 
 // A shard's v1 content whose parts merge exactly by element-wise integer sums (counts,
@@ -81,7 +117,15 @@ V1Partial histogram_v1_partial(Engine& engine, const StridedView& view);
 // Repeats every count of `s` m times (a view whose elements stand for m values each).
 RangeStats repeat_stats(RangeStats s, std::uint64_t m);
 
-// Largest accepted bucket count.
+// Largest accepted bucket count (the Python layer reads it from the compiled module).
 constexpr std::int64_t kMaxBuckets = std::int64_t(1) << 24;
+// A bucket count as TensorBoard takes it: negative means 0; above kMaxBuckets throws.
+std::int64_t checked_bucket_count(std::int64_t k);
+
+// Sizes of a v1 result: buckets (TensorFlow's default limits) and exact-sum digits.
+struct V1Sizes {
+  std::size_t buckets, digits;
+};
+V1Sizes v1_sizes();
 
 }  // namespace histgpu

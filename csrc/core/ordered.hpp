@@ -5,13 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define HISTGPU_HD __host__ __device__ __forceinline__
-#else
-// static: each per-ISA kernel object keeps its own copy, so the linker can never hand an
-// AVX-512 build of a helper to the baseline code path.
-#define HISTGPU_HD static inline
-#endif
+#include "core/hd.hpp"
 
 namespace histgpu {
 

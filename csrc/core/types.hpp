@@ -1,43 +1,14 @@
-// Shared vocabulary of every histgpu engine: dtypes, strided views, results.
+// Shared vocabulary of every histgpu engine: strided views and range statistics (the dtypes
+// are in core/dtypes.hpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 
+#include "core/dtypes.hpp"
+
 namespace histgpu {
-
-// Element types histgpu accepts. Codes are shared with the Python layer (histgpu/_input.py).
-enum class DType : int {
-  Bool = 0, Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64,
-  Float16, BFloat16, Float32, Float64, Float8E4M3FN, Float8E5M2,
-  Count_
-};
-
-// The float type a dtype is counted in. Every value of the dtype converts to it exactly
-// (or, for 64-bit integers, exactly as TensorFlow's cast to float64 rounds it).
-enum class KernelType { F32, F64 };
-
-inline KernelType kernel_type(DType t) {
-  switch (t) {
-    case DType::Int32: case DType::UInt32: case DType::Int64: case DType::UInt64:
-    case DType::Float64:
-      return KernelType::F64;
-    default:
-      return KernelType::F32;
-  }
-}
-
-inline std::size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::Bool: case DType::Int8: case DType::UInt8:
-    case DType::Float8E4M3FN: case DType::Float8E5M2: return 1;
-    case DType::Int16: case DType::UInt16: case DType::Float16: case DType::BFloat16: return 2;
-    case DType::Int32: case DType::UInt32: case DType::Float32: return 4;
-    case DType::Int64: case DType::UInt64: case DType::Float64: return 8;
-    default: throw std::invalid_argument("histgpu: unknown dtype code");
-  }
-}
 
 constexpr int kMaxDims = 32;
 

@@ -40,3 +40,11 @@ const KernelTable& kernels_named(const std::string& isa) {
 }
 
 }  // namespace histgpu::cpu
+
+namespace histgpu::cpu {
+
+CpuEngine::CpuEngine(int num_threads, const std::string& isa) : CpuEngine(num_threads, kernels_named(isa)) {
+  if (num_threads < 1) throw std::invalid_argument("histgpu: num_threads must be at least 1");
+}
+
+}  // namespace histgpu::cpu

@@ -130,6 +130,11 @@ template <class K> RangeStats to_stats(const RangeAcc<K>& acc) {
   return s;
 }
 
+template <class K> void range_kernel(const KernelTable& kt, const K* x, std::size_t m, RangeAcc<K>& acc) {
+  if constexpr (std::is_same_v<K, float>) kt.range_f32(x, m, acc);
+  else kt.range_f64(x, m, acc);
+}
+
 template <class K> RangeStats range_impl(const StridedView& v, const KernelTable& kt, int threads) {
   const std::uint64_t n = v.size();
   const int nt = threads_for(n, threads, 0);
@@ -137,10 +142,7 @@ template <class K> RangeStats range_impl(const StridedView& v, const KernelTable
   parallel_ranges(nt, n, [&](int t, std::uint64_t a, std::uint64_t b) {
     std::vector<K> buf(kBlock);
     RangeAcc<K>& acc = accs[t];
-    for_blocks<K>(v, kt, a, b, buf.data(), [&](const K* x, std::size_t m) {
-      if constexpr (std::is_same_v<K, float>) kt.range_f32(x, m, acc);
-      else kt.range_f64(x, m, acc);
-    });
+    for_blocks<K>(v, kt, a, b, buf.data(), [&](const K* x, std::size_t m) { range_kernel<K>(kt, x, m, acc); });
   });
   for (int t = 1; t < nt; ++t) accs[0].merge(accs[t]);
   return to_stats(accs[0]);
@@ -148,7 +150,7 @@ template <class K> RangeStats range_impl(const StridedView& v, const KernelTable
 
 template <class K>
 std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& kt, int threads,
-                                      const V2Plan& plan, bool has_nonfinite) {
+                                      const V2Plan& plan, bool has_nonfinite, RangeStats* observed) {
   const std::vector<K>& thresholds = [&]() -> const std::vector<K>& {
     if constexpr (std::is_same_v<K, float>) return plan.thresholds_f32;
     else return plan.thresholds_f64;
@@ -165,15 +167,21 @@ std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& k
   const std::size_t per_thread = static_cast<std::size_t>(args.lanes) * args.nb;
   const int nt = threads_for(n, threads, per_thread * sizeof(std::uint64_t));
   std::vector<std::vector<std::uint64_t>> hists(nt);
+  std::vector<RangeAcc<K>> seen(nt);
   parallel_ranges(nt, n, [&](int t, std::uint64_t a, std::uint64_t b) {
     std::vector<K> buf(kBlock);
     std::vector<std::uint64_t>& h = hists[t];
     h.assign(per_thread + 1, 0);  // + the spare counter
     for_blocks<K>(v, kt, a, b, buf.data(), [&](const K* x, std::size_t m) {
+      if (observed) range_kernel<K>(kt, x, m, seen[t]);  // the block is in cache already
       if constexpr (std::is_same_v<K, float>) kt.count_v2_f32(x, m, args, h.data());
       else kt.count_v2_f64(x, m, args, h.data());
     });
   });
+  if (observed) {
+    for (int t = 1; t < nt; ++t) seen[0].merge(seen[t]);
+    *observed = to_stats(seen[0]);
+  }
   return merge_lanes(hists, per_thread, args.nb);
 }
 
@@ -239,10 +247,10 @@ RangeStats CpuEngine::range(const StridedView& view) {
 }
 
 std::vector<std::uint64_t> CpuEngine::count_v2(const StridedView& view, const V2Plan& plan,
-                                               bool has_nonfinite) {
+                                               bool has_nonfinite, RangeStats* observed) {
   if (plan.kernel == KernelType::F32)
-    return count_impl<float>(view, k_, threads_, plan, has_nonfinite);
-  return count_impl<double>(view, k_, threads_, plan, has_nonfinite);
+    return count_impl<float>(view, k_, threads_, plan, has_nonfinite, observed);
+  return count_impl<double>(view, k_, threads_, plan, has_nonfinite, observed);
 }
 
 V1Raw CpuEngine::v1(const StridedView& view) {

@@ -8,9 +8,11 @@ namespace histgpu::cpu {
 class CpuEngine final : public Engine {
  public:
   CpuEngine(int num_threads, const KernelTable& kernels) : threads_(num_threads), k_(kernels) {}
+  // num_threads >= 1; isa: "baseline", "avx2", "avx512", or "" for the best this CPU runs.
+  CpuEngine(int num_threads, const std::string& isa);
   RangeStats range(const StridedView& view) override;
   std::vector<std::uint64_t> count_v2(const StridedView& view, const V2Plan& plan,
-                                      bool has_nonfinite) override;
+                                      bool has_nonfinite, RangeStats* observed = nullptr) override;
   V1Raw v1(const StridedView& view) override;
 
  private:

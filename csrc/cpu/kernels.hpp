@@ -1,4 +1,4 @@
-// The innermost loops of the CPU engine. csrc/cpu/kernels.cpp is compiled once per
+// The innermost loops of the CPU engine. The sources in csrc/cpu/kernels/ are compiled once per
 // instruction set (baseline, AVX2, AVX-512); dispatch.cpp picks one table at run time.
 #pragma once
 #include <cstddef>

@@ -576,7 +576,9 @@ RangeStats CudaEngine::range(const StridedView& view) {
   return b.stats(0, view.dtype);
 }
 
-std::vector<std::uint64_t> CudaEngine::count_v2(const StridedView& view, const V2Plan& plan, bool) {
+std::vector<std::uint64_t> CudaEngine::count_v2(const StridedView& view, const V2Plan& plan, bool,
+                                                RangeStats* observed) {
+  if (observed) *observed = range(view);
   const std::int64_t k = plan.spec.k;
   if (view.size() == 0 || k <= 0) return std::vector<std::uint64_t>(static_cast<std::size_t>(std::max<std::int64_t>(k, 0)), 0);
   const int dev = resolve_device(device_, view.base);
@@ -622,7 +624,7 @@ class ReplayEngine final : public Engine {
       : counts_(std::move(counts)), thresholds_(thresholds) {}
   RangeStats range(const StridedView&) override { throw std::logic_error("histgpu: replay has no range"); }
   V1Raw v1(const StridedView&) override { throw std::logic_error("histgpu: replay has no v1"); }
-  std::vector<std::uint64_t> count_v2(const StridedView&, const V2Plan& plan, bool) override {
+  std::vector<std::uint64_t> count_v2(const StridedView&, const V2Plan& plan, bool, RangeStats*) override {
     const bool same =
         plan.kernel == KernelType::F32
             ? std::memcmp(plan.thresholds_f32.data(), thresholds_, plan.thresholds_f32.size() * sizeof(float)) == 0
@@ -695,9 +697,18 @@ std::vector<V2Result> PendingV2::results() {
     const int ii = static_cast<int>(i);
     const RangeStats s = batch_->stats(ii, it.view.dtype);
     ReplayEngine replay(batch_->counts(ii, static_cast<std::size_t>(it.k)), batch_->thresholds(ii));
-    out.push_back(histogram_v2_in_range(replay, it.view, it.k, s, s.min, s.max, s.num));
+    out.push_back(histogram_v2_in_range(replay, it.view, it.k, s, GlobalRange{s.min, s.max, repeat_stats(s, it.view.multiplicity).num}));
   }
   return out;
+}
+
+}  // namespace histgpu::cuda
+
+namespace histgpu::cuda {
+
+std::vector<V2Result> CudaEngine::v2_many(const std::vector<BatchItem>& items) {
+  PendingV2 p(items, stream_, device_);
+  return p.results();
 }
 
 }  // namespace histgpu::cuda

@@ -39,17 +39,13 @@ class CudaEngine final : public Engine {
   CudaEngine(void* stream, int device) : stream_(stream), device_(device) {}
   RangeStats range(const StridedView& view) override;
   std::vector<std::uint64_t> count_v2(const StridedView& view, const V2Plan& plan,
-                                      bool has_nonfinite) override;
+                                      bool has_nonfinite, RangeStats* observed = nullptr) override;
   V1Raw v1(const StridedView& view) override;
+  std::vector<V2Result> v2_many(const std::vector<BatchItem>& items) override;
 
  private:
   void* stream_;
   int device_;
-};
-
-struct BatchItem {
-  StridedView view;
-  std::int64_t k = 0;
 };
 
 class Batch;

@@ -1,10 +1,10 @@
 // CUDA kernels of histgpu: the range pass, the v2 count pass, the v1 pass and the device
 // planner. Every pass reads a batch of tensors of one dtype and layout (device_types.hpp).
 //
-// Bit-exactness (DESIGN 1.4): counts are integers (32-bit per block in shared memory, merged
+// Bit-exactness (docs/semantics.md §4): counts are integers (32-bit per block in shared memory, merged
 // into 64-bit global counters), min/max are selections of ordered keys, and sums are exact
 // integer bins per exponent that the host folds into one correctly rounded double. Values are
-// converted exactly as the CPU engine converts them (convert.cuh) and compared with the very
+// converted exactly as the CPU engine converts them (core/dtypes.hpp) and compared with the very
 // thresholds the host computes (or the device planner, checked against them).
 #include <cuda_runtime.h>
 
@@ -12,7 +12,7 @@
 
 #include "core/bucket_search.hpp"
 #include "core/ordered.hpp"
-#include "cuda/convert.cuh"
+#include "core/dtypes.hpp"
 #include "cuda/device_types.hpp"
 #include "cuda/launch.hpp"
 #include "cuda/v2_plan.cuh"
@@ -118,8 +118,8 @@ template <class C> __device__ __forceinline__ void count_aggregated(C* c, int g)
 
 // ---- element iteration ------------------------------------------------------------------------
 
-template <DType D> __device__ __forceinline__ typename Src<D>::Raw load_raw(const char* p, bool aligned) {
-  using Raw = typename Src<D>::Raw;
+template <DType D> __device__ __forceinline__ typename DTypeTraits<D>::Storage load_raw(const char* p, bool aligned) {
+  using Raw = typename DTypeTraits<D>::Storage;
   if (aligned) return *reinterpret_cast<const Raw*>(p);
   unsigned char tmp[sizeof(Raw)];
 #pragma unroll
@@ -133,7 +133,7 @@ template <DType D> __device__ __forceinline__ typename Src<D>::Raw load_raw(cons
 // the block's threads share the work, reading 16 bytes at a time where aligned.
 template <DType D, class F>
 __device__ __forceinline__ void for_contiguous(const DevTensor& t, u64 a, u64 b, F& f) {
-  using Raw = typename Src<D>::Raw;
+  using Raw = typename DTypeTraits<D>::Storage;
   constexpr int V = 16 / sizeof(Raw);
   const Raw* p = reinterpret_cast<const Raw*>(t.base);
   const u64 addr = reinterpret_cast<u64>(p + a);
@@ -223,7 +223,7 @@ __device__ __forceinline__ void for_strided(const DevTensor& t, u64 a, u64 b, F&
 template <DType D, bool kContig, class F>
 __device__ __forceinline__ void for_chunk(const DevTensor& t, u64 a, u64 b, F& f) {
   if constexpr (kContig) for_contiguous<D>(t, a, b, f);
-  else for_strided<typename Src<D>::Kernel>(t, a, b, f);
+  else for_strided<typename DTypeTraits<D>::Kernel>(t, a, b, f);
 }
 
 // ---- exact sums: per-thread windowed accumulators ----------------------------------------------
@@ -466,7 +466,7 @@ __device__ __forceinline__ int tensor_of_chunk(const LaunchArgs& a, u64 c) {
 
 template <DType D, bool kContig, template <class> class PassT>
 __global__ void __launch_bounds__(kThreadsPerBlock) batch_kernel(const LaunchArgs args, int smem_bytes) {
-  using K = typename Src<D>::Kernel;
+  using K = typename DTypeTraits<D>::Kernel;
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ __align__(16) DevTensor cur;
   PassT<K> pass;

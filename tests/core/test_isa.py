@@ -97,9 +97,8 @@ def test_v1_limits_and_their_neighbours_land_where_upper_bound_says():
 def _cpu_v1(x, isa):
     from histgpu import _input
 
-    view = _input.normalise(x)
-    counts, _stats, _s, _q = _cpu.histogram_v1(*view.engine_args(), 1, isa)
-    return counts
+    view = _input.host_view(x)
+    return _cpu.CpuEngine(threads=1, isa=isa).v1(view.engine_view()).counts
 
 
 class _no_warning:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import histgpu
-from histgpu import _cuda_backend, _device, _input
+from histgpu import _cpu, _engine, _input, _input_device
 
 try:
     from histgpu import _cuda
@@ -74,10 +74,10 @@ def test_histogram_many_device_cuda_without_device_raises():
 
 
 def test_device_choice_for_host_data_is_cpu():
-    assert _device.choose(np.ones(3), None) == "cpu"
-    assert _device.choose([1.0, 2.0], "cpu") == "cpu"
+    assert isinstance(_engine.place(np.ones(3), None, 1)[0], _cpu.CpuEngine)
+    assert isinstance(_engine.place([1.0, 2.0], "cpu", 1)[0], _cpu.CpuEngine)
     with pytest.raises(ValueError):
-        _device.choose(np.ones(3), "tpu")
+        _engine.place(np.ones(3), "tpu", 1)
 
 
 class _FakeCai:
@@ -96,8 +96,8 @@ class _FakeCai:
 
 
 def test_cai_objects_are_device_arrays():
-    assert _device.is_device_array(_FakeCai(np.ones(3)))
-    assert not _device.is_device_array(np.ones(3))
+    assert _input_device.is_device_array(_FakeCai(np.ones(3)))
+    assert not _input_device.is_device_array(np.ones(3))
 
 
 @needs_module
@@ -115,9 +115,10 @@ def test_cai_input_without_device_raises():
 def test_cai_device_view_layout_matches_host_normalisation():
     base = np.arange(4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)
     for arr in [base, base[:, ::2, 1:4], base.transpose(2, 0, 1), base[::-1, :, ::-2], base[:, 2:3, :]]:
-        view = _cuda_backend.device_view(_FakeCai(arr, stream=2))
-        host = _input.normalise(arr)
-        assert view.engine_args() == host.engine_args()
+        view = _input.device_view(_FakeCai(arr, stream=2))
+        host = _input.host_view(arr)
+        assert (view.ptr, view.code, view.shape, view.strides, view.multiplicity) == (
+            host.ptr, host.code, host.shape, host.strides, host.multiplicity)
         assert view.stream == 2
         assert view.size == arr.size
 
@@ -126,15 +127,15 @@ def test_cai_device_view_c_contiguous_without_strides():
     arr = np.zeros((3, 4), np.int16)
     fake = _FakeCai(arr)
     fake.__cuda_array_interface__["strides"] = None
-    view = _cuda_backend.device_view(fake)
+    view = _input.device_view(fake)
     assert view.shape == (12,) and view.strides == (2,) and view.code == 3 and view.stream == 0
 
 
 def test_cai_zero_size_and_broadcast():
-    empty = _cuda_backend.device_view(_FakeCai(np.zeros((0, 5), np.float64)))
+    empty = _input.device_view(_FakeCai(np.zeros((0, 5), np.float64)))
     assert empty.size == 0 and empty.shape == (0,) and empty.ptr == 0
     bcast = np.broadcast_to(np.arange(5, dtype=np.float32), (7, 5))
-    v = _cuda_backend.device_view(_FakeCai(bcast))
+    v = _input.device_view(_FakeCai(bcast))
     assert v.multiplicity == 7 and v.shape == (5,)
 
 
@@ -142,20 +143,20 @@ def test_dlpack_capsule_reader_on_host_arrays():
     """The ctypes DLPack reader, exercised on numpy's own (CPU) capsules."""
     base = np.arange(60, dtype=np.float64).reshape(3, 4, 5)
     for arr in [base, base[:, 1:3, ::2], base.transpose(1, 2, 0)]:
-        info = _cuda_backend.read_dlpack_capsule(arr.__dlpack__())
+        info = _input_device.read_dlpack_capsule(arr.__dlpack__())
         assert info.device_type == 1
         assert info.code == 12 and info.itemsize == 8
         assert info.shape == arr.shape
         assert info.strides == arr.strides
         assert info.ptr == arr.__array_interface__["data"][0]
     for dt, code in [(np.int8, 1), (np.uint16, 4), (np.int32, 5), (np.uint64, 8), (np.float16, 9), (np.float32, 11), (np.bool_, 0)]:
-        info = _cuda_backend.read_dlpack_capsule(np.zeros(3, dt).__dlpack__())
+        info = _input_device.read_dlpack_capsule(np.zeros(3, dt).__dlpack__())
         assert info.code == code, dt
 
 
 def test_stream_handles():
-    assert _cuda_backend.stream_handle(None) == 0
-    assert _cuda_backend.stream_handle(7) == 7
+    assert _input_device.stream_handle(None) == 0
+    assert _input_device.stream_handle(7) == 7
 
     class TorchLike:
         cuda_stream = 1234
@@ -163,10 +164,10 @@ def test_stream_handles():
     class CupyLike:
         ptr = 99
 
-    assert _cuda_backend.stream_handle(TorchLike()) == 1234
-    assert _cuda_backend.stream_handle(CupyLike()) == 99
+    assert _input_device.stream_handle(TorchLike()) == 1234
+    assert _input_device.stream_handle(CupyLike()) == 99
     with pytest.raises(TypeError):
-        _cuda_backend.stream_handle("default")
+        _input_device.stream_handle("default")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,10 +215,10 @@ if ml_dtypes is not None:
     _CODES += [(ml_dtypes.bfloat16, 10), (ml_dtypes.float8_e4m3fn, 13), (ml_dtypes.float8_e5m2, 14)]
 
 
-@needs_module
 @pytest.mark.parametrize("dt,code", _CODES, ids=[np.dtype(d).name for d, _ in _CODES])
 def test_dtype_conversion_is_exact(dt, code):
-    """convert.cuh (host build) == numpy/ml_dtypes' exact cast to float64, bit for bit
+    """core's convert<D> (csrc/core/dtypes.hpp: one source for the CPU and CUDA kernels) ==
+    numpy/ml_dtypes' exact cast to float64, bit for bit
     (every bit pattern of the 8- and 16-bit types; random and extreme values otherwise)."""
     rng = np.random.default_rng(code)
     d = np.dtype(dt)
@@ -244,7 +245,7 @@ def test_dtype_conversion_is_exact(dt, code):
             np.array([info.min, info.max, 0, 2**53 + 1 if info.max > 2**53 else 1], d),
         ])
         expected = raw.astype(np.float64)
-    got = _cuda._host_convert(code, raw.tobytes())
+    got = _cpu._convert_bytes(code, raw.tobytes())
     nan = np.isnan(expected)
     assert np.array_equal(np.isnan(got), nan)
     assert np.array_equal(got[~nan].view(np.uint64), expected[~nan].view(np.uint64))

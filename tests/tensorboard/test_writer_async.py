@@ -1,7 +1,7 @@
 """histgpu.writer's asynchronous path for GPU tensors (issue 4, item 5), with a fake GPU.
 
-No GPU is needed: ``_device.is_device_array`` is patched to recognise :class:`FakeGpu`, and
-``_cuda_backend.enqueue_histogram(s)`` to return :class:`FakePending` objects whose results
+No GPU is needed: ``_input_device.is_device_array`` is patched to recognise :class:`FakeGpu`, and
+``_cuda_async.enqueue_histogram(s)`` to return :class:`FakePending` objects whose results
 arrive only when the test opens their gate, like a GPU stream still busy with a training step.
 Every wait is bounded, so a regression fails instead of hanging.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import histgpu
-from histgpu import _cuda_backend, _device
+from histgpu import _cuda_async, _input_device
 from histgpu.writer import SummaryWriter
 
 from . import tb_helpers as H
@@ -48,7 +48,7 @@ class FakeGpu:
 
 
 class FakePending:
-    """Like ``_cuda_backend.Pending``: results (``histgpu.Histogram``) arrive when the gate opens."""
+    """Like ``_cuda_async.Pending``: results (``histgpu.Histogram``) arrive when the gate opens."""
 
     def __init__(self, tensors: List[np.ndarray], k: int, single: bool, fail: Optional[BaseException] = None,
                  nan: int = 0):
@@ -102,9 +102,9 @@ class FakeEngine:
 @pytest.fixture
 def gpu(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
-    monkeypatch.setattr(_device, "is_device_array", lambda x: isinstance(x, FakeGpu))
-    monkeypatch.setattr(_cuda_backend, "enqueue_histogram", engine.enqueue_histogram)
-    monkeypatch.setattr(_cuda_backend, "enqueue_histograms", engine.enqueue_histograms)
+    monkeypatch.setattr(_input_device, "is_device_array", lambda x: isinstance(x, FakeGpu))
+    monkeypatch.setattr(_cuda_async, "enqueue_histogram", engine.enqueue_histogram)
+    monkeypatch.setattr(_cuda_async, "enqueue_histograms", engine.enqueue_histograms)
     yield engine
     for p in engine.pendings:  # never leave a background thread waiting on a closed gate
         p.release()
@@ -332,7 +332,7 @@ _EXIT_SCRIPT = textwrap.dedent(
     import sys, threading
     import numpy as np
     import histgpu
-    from histgpu import _cuda_backend, _device
+    from histgpu import _cuda_async, _input_device
     from histgpu.writer import SummaryWriter
 
     class Gpu:
@@ -354,8 +354,8 @@ _EXIT_SCRIPT = textwrap.dedent(
             print("RESULT-READY", flush=True)
             return histgpu.compute(self.data.values, self.k)
 
-    _device.is_device_array = lambda x: isinstance(x, Gpu)
-    _cuda_backend.enqueue_histogram = lambda x, k=None, stream=None: Pending(x, k)
+    _input_device.is_device_array = lambda x: isinstance(x, Gpu)
+    _cuda_async.enqueue_histogram = lambda x, k=None, stream=None: Pending(x, k)
     logdir = sys.argv[1]
     x = np.linspace(-1.0, 1.0, 1001)
     kept = SummaryWriter(logdir + "/kept")  # still open at exit: drained by the finaliser
