@@ -11,6 +11,8 @@
 #include "core/histogram.hpp"
 #include "core/thresholds.hpp"
 #include "cpu/engine.hpp"
+#include "cuda/engine.hpp"
+#include "cuda/emulator/emulator.hpp"
 
 namespace py = pybind11;
 using namespace histgpu;
@@ -55,6 +57,33 @@ PYBIND11_MODULE(_cpu, m) {
   bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.")
       .def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",
            "isa: 'baseline', 'avx2', 'avx512' or '' (the best this CPU runs).");
+
+  bindings::bind_engine<cuda::EmulatedCudaEngine>(
+      m, "EmulatedCudaEngine",
+      "The CUDA engine's kernels run on the host, block by block and thread by thread (no GPU needed).")
+      .def(py::init([](int multiprocessors, int smem_per_block, int smem_per_multiprocessor, int threads_per_multiprocessor,
+                       bool verify_plan) {
+             cuda::DeviceProps p = cuda::EmulatedCudaEngine::default_props();
+             if (multiprocessors > 0) p.multiprocessors = multiprocessors;
+             if (smem_per_block > 0) p.smem_per_block_optin = smem_per_block;
+             if (smem_per_multiprocessor > 0) p.smem_per_multiprocessor = smem_per_multiprocessor;
+             if (threads_per_multiprocessor > 0) p.threads_per_multiprocessor = threads_per_multiprocessor;
+             cuda::EmulatedCudaEngine e(p);
+             e.set_verify_plan(verify_plan);
+             return e;
+           }),
+           py::arg("multiprocessors") = 0, py::arg("smem_per_block") = 0, py::arg("smem_per_multiprocessor") = 0,
+           py::arg("threads_per_multiprocessor") = 0, py::arg("verify_plan") = false,
+           "The emulated device's properties (0: the default, a small GPU with sm_86's 99 KiB of shared "
+           "memory per block); verify_plan: check every device plan against core's, whatever k.")
+      .def("trace", &cuda::EmulatedCudaEngine::trace, "The runtime calls made so far (stream ordering, launches).");
+  m.def(
+      "emulator_counters",
+      [] {
+        const auto c = simt::emu::counters();
+        return py::make_tuple(c.blocks, c.threads, c.switches);
+      },
+      "(blocks, threads, fiber switches) the emulator ran on this thread so far.");
 
   m.def("dtype_table", &dtype_table,
         "Every dtype the engines read: (code, name, itemsize, kernel bits, dlpack code, dlpack bits).");

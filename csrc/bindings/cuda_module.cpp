@@ -12,9 +12,9 @@
 #include "bindings/engine.hpp"
 #include "bindings/types.hpp"
 #include "core/histogram.hpp"
+#include "cuda/device.hpp"
 #include "cuda/engine.hpp"
-#include "cuda/launch.hpp"
-#include "cuda/v2_plan.cuh"
+#include "cuda/passes/plan.cuh"
 
 namespace py = pybind11;
 using namespace histgpu;
@@ -85,7 +85,9 @@ PYBIND11_MODULE(_cuda, m) {
            "stream: a cudaStream_t as an integer (0: the legacy default stream); device: -1 for the "
            "device that holds each view's memory.");
 
-  py::class_<cuda::PendingV2>(m, "PendingV2", "v2 histograms enqueued on a stream; results arrive in pinned memory.")
+  // Dropping a PendingV2 never waits for the device; the GIL is released all the same.
+  py::class_<cuda::PendingV2, std::unique_ptr<cuda::PendingV2, bindings::ReleasingGil>>(
+      m, "PendingV2", "v2 histograms enqueued on a stream; results arrive in pinned memory.")
       .def("done",
            [](cuda::PendingV2& p) {
              py::gil_scoped_release nogil;
@@ -106,15 +108,20 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "enqueue_v2_many",
       [](const std::vector<StridedView>& views, const std::vector<std::int64_t>& ks, std::uintptr_t stream,
-         int device) {
+         int device, const std::vector<std::uintptr_t>& producers) {
         if (views.size() != ks.size()) throw std::invalid_argument("histgpu: one bucket count per view expected");
         std::vector<BatchItem> items;
         for (std::size_t i = 0; i < views.size(); ++i) items.push_back(BatchItem{views[i], ks[i]});
+        std::vector<cuda::Stream> ps;
+        for (std::uintptr_t p : producers) ps.push_back(as_stream(p));
         py::gil_scoped_release nogil;
-        return std::make_unique<cuda::PendingV2>(std::move(items), as_stream(stream), device);
+        cuda::CudaEngine engine(as_stream(stream), device);
+        return engine.enqueue_v2(std::move(items), ps);
       },
       py::arg("views"), py::arg("ks"), py::arg("stream") = 0, py::arg("device") = -1,
-      "Enqueues v2 histograms of many views (a fixed number of launches) and returns a PendingV2.");
+      py::arg("producers") = std::vector<std::uintptr_t>{},
+      "Enqueues v2 histograms of many views on `stream` (a fixed number of launches), ordered after the "
+      "producer streams' work so far and before their later work, and returns a PendingV2.");
 
   m.def(
       "_check_planner",

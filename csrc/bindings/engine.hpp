@@ -14,6 +14,19 @@
 
 namespace histgpu::bindings {
 
+// A holder's deleter that destroys its object with the GIL released (a destructor that talks to
+// a device must never hold up the interpreter).
+struct ReleasingGil {
+  template <class T> void operator()(T* p) const {
+    if (PyGILState_Check()) {
+      py::gil_scoped_release nogil;
+      delete p;
+    } else {
+      delete p;
+    }
+  }
+};
+
 template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, const char* doc) {
   py::class_<E> c(m, name, doc);
   c.def(
@@ -27,7 +40,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
           "v2",
           [](E& e, const StridedView& v, std::int64_t k) {
             py::gil_scoped_release nogil;
-            return histogram_v2(e, v, k);
+            return std::move(e.v2_many({BatchItem{v, k}}).front());
           },
           py::arg("view"), py::arg("k"), "TensorBoard's v2 buckets of the view.")
       .def(

@@ -77,15 +77,25 @@ template <class F> decltype(auto) visit_dtype(DType t, F&& f) {
   }
 }
 
-inline std::size_t dtype_size(DType t) {
-  return visit_dtype(t, [](auto d) { return sizeof(typename DTypeTraits<decltype(d)::value>::Storage); });
+// Bytes per element (0 for an invalid code: callers check codes with valid_dtype first).
+HISTGPU_HD std::size_t dtype_size(DType t) {
+  switch (t) {
+#define HISTGPU_X(N, code, NAME, S, ...) \
+  case DType::N: return sizeof(S);
+    HISTGPU_DTYPE_TABLE(HISTGPU_X)
+#undef HISTGPU_X
+    default: return 0;
+  }
 }
 
-inline KernelType kernel_type(DType t) {
-  return visit_dtype(t, [](auto d) {
-    return std::is_same_v<typename DTypeTraits<decltype(d)::value>::Kernel, double> ? KernelType::F64
-                                                                                    : KernelType::F32;
-  });
+HISTGPU_HD KernelType kernel_type(DType t) {
+  switch (t) {
+#define HISTGPU_X(N, code, NAME, S, K, ...) \
+  case DType::N: return std::is_same_v<K, double> ? KernelType::F64 : KernelType::F32;
+    HISTGPU_DTYPE_TABLE(HISTGPU_X)
+#undef HISTGPU_X
+    default: return KernelType::F32;
+  }
 }
 
 inline const char* dtype_name(DType t) {

@@ -8,3 +8,10 @@
 // AVX-512 build of a helper to the baseline code path.
 #define HISTGPU_HD static inline
 #endif
+
+// constexpr helpers the host and the kernels both evaluate (sizes, modes, limits).
+#if defined(__CUDACC__)
+#define HISTGPU_HD_CONSTEXPR __host__ __device__ constexpr
+#else
+#define HISTGPU_HD_CONSTEXPR constexpr
+#endif

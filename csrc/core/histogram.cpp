@@ -72,26 +72,41 @@ std::vector<double> v2_edges(const GlobalRange& range, std::int64_t k) {
   return V2Spec::make(range.min, range.max, k).edges();
 }
 
-V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int64_t k,
-                               const RangeStats& local_stats, const GlobalRange& global,
-                               RangeStats* observed) {
+bool v2_needs_counts(std::int64_t k, const RangeStats& local_stats, const GlobalRange& global) {
+  return k > 0 && global.num != 0 && global.max - global.min != 0.0 && local_stats.num != 0;
+}
+
+V2Result assemble_v2(const StridedView& view, std::int64_t k, const RangeStats& local_stats,
+                     const GlobalRange& global, std::vector<std::uint64_t> counts) {
   k = checked_bucket_count(k);
   V2Result r;
   r.k = k;
   r.stats = repeat_stats(local_stats, view.multiplicity);
-  r.counts.assign(static_cast<std::size_t>(k), 0);
   r.edges = v2_edges(global, k);
-  const bool count = k > 0 && global.num != 0 && global.max - global.min != 0.0 && local_stats.num != 0;
-  if (!count) {
-    if (observed) *observed = view.size() ? engine.range(view) : RangeStats{};
+  if (!v2_needs_counts(k, local_stats, global)) {
     // TensorBoard: k rows of zeros for no values; one distinct value fills the last bucket
+    r.counts.assign(static_cast<std::size_t>(k), 0);
     if (k > 0 && global.num != 0 && global.max - global.min == 0.0) r.counts[k - 1] = r.stats.num;
     return r;
   }
-  const V2Plan plan = V2Plan::make(view.dtype, global.min, global.max, k);
-  r.counts = engine.count_v2(view, plan, local_stats.nonfinite() != 0, observed);
-  for (auto& c : r.counts) c = times(c, view.multiplicity);
+  if (counts.size() != static_cast<std::size_t>(k)) throw std::logic_error("histgpu: an engine returned the wrong number of counts");
+  for (auto& c : counts) c = times(c, view.multiplicity);
+  r.counts = std::move(counts);
   return r;
+}
+
+V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int64_t k,
+                               const RangeStats& local_stats, const GlobalRange& global,
+                               RangeStats* observed) {
+  k = checked_bucket_count(k);
+  std::vector<std::uint64_t> counts;
+  if (v2_needs_counts(k, local_stats, global)) {
+    const V2Plan plan = V2Plan::make(view.dtype, global.min, global.max, k);
+    counts = engine.count_v2(view, plan, local_stats.nonfinite() != 0, observed);
+  } else if (observed) {
+    *observed = view.size() ? engine.range(view) : RangeStats{};
+  }
+  return assemble_v2(view, k, local_stats, global, std::move(counts));
 }
 
 namespace {

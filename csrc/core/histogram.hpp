@@ -102,6 +102,13 @@ V2Result histogram_v2_in_range(Engine& engine, const StridedView& view, std::int
                                const RangeStats& local_stats, const GlobalRange& global,
                                RangeStats* observed = nullptr);
 
+// Whether a v2 result of these stats needs counts at all (else edges and special cases say it
+// all), and the result from counts an engine made against `global` (the GPU batches' counts,
+// planned on the device): the special cases, edges and repetition of histogram_v2_in_range.
+bool v2_needs_counts(std::int64_t k, const RangeStats& local_stats, const GlobalRange& global);
+V2Result assemble_v2(const StridedView& view, std::int64_t k, const RangeStats& local_stats,
+                     const GlobalRange& global, std::vector<std::uint64_t> counts);
+
 // TensorFlow's v1 HistogramProto content (docs/semantics.md §3), before bucket collapsing.
 V1Result histogram_v1(Engine& engine, const StridedView& view);
 

@@ -1,5 +1,6 @@
-// The CUDA engine: core's Engine interface on GPU memory, plus batches of v2 histograms that
-// run with a fixed number of launches and complete asynchronously on the producer's stream.
+// core's Engine on a GPU -- the real one (CudaEngine) or the host's emulation of one
+// (EmulatedCudaEngine) -- plus batches of v2 histograms that run with a fixed number of
+// launches and complete asynchronously (PendingV2).
 //
 // Streams travel as void* (a cudaStream_t; 0 is the legacy default stream, 1 and 2 the
 // cudaStreamLegacy / cudaStreamPerThread handles of the CUDA Array Interface).
@@ -10,70 +11,77 @@
 #include <vector>
 
 #include "core/histogram.hpp"
+#include "cuda/batch.hpp"
+#include "cuda/runtime.hpp"
 
 namespace histgpu::cuda {
 
-// Never throws: false without a driver, without a device, or on any CUDA error.
-bool device_available();
-int device_count();
-// Why device_available() is false (empty when it is true).
-std::string unavailable_reason();
-
-struct DeviceDescription {
-  int id = 0;
-  std::string name;
-  int major = 0, minor = 0;
-  int multiprocessors = 0;
-  std::uint64_t memory = 0;
-};
-std::vector<DeviceDescription> describe_devices();
-int runtime_version();
-int driver_version();
-
-// The device that holds `ptr`, or -1 for host or unknown memory.
-int pointer_device(std::uintptr_t ptr);
-
-class CudaEngine final : public Engine {
- public:
-  // device < 0: the device of each view's memory.
-  CudaEngine(void* stream, int device) : stream_(stream), device_(device) {}
-  RangeStats range(const StridedView& view) override;
-  std::vector<std::uint64_t> count_v2(const StridedView& view, const V2Plan& plan,
-                                      bool has_nonfinite, RangeStats* observed = nullptr) override;
-  V1Raw v1(const StridedView& view) override;
-  std::vector<V2Result> v2_many(const std::vector<BatchItem>& items) override;
-
- private:
-  void* stream_;
-  int device_;
-};
-
-class Batch;
-
-// v2 histograms of many tensors, enqueued at construction on `stream` (range pass, device
-// planner, count pass and one copy of the O(sum k) results into pinned memory, then an event):
-// a handful of launches whatever the number of tensors, and no host synchronisation.
+// A batch of v2 histograms enqueued at construction on `stream` (range pass, device planner,
+// count pass and one copy of the O(sum k) results into pinned memory, then an event): a handful
+// of launches whatever the number of tensors, and no host synchronisation.
 class PendingV2 {
  public:
-  PendingV2(std::vector<BatchItem> items, void* stream, int device);
-  ~PendingV2();
-  PendingV2(const PendingV2&) = delete;
-  PendingV2& operator=(const PendingV2&) = delete;
-
-  bool done();   // the results have reached host memory
-  void wait();   // blocks until done (the calling thread only)
+  PendingV2(std::shared_ptr<DeviceState> state, std::vector<BatchItem> items, Stream stream, int device,
+            const std::vector<Stream>& producers, bool verify_plan);
+  bool done();  // the results have reached host memory
+  void wait();  // blocks until done (the calling thread only)
   // Waits, then assembles each histogram with core's driver (same special cases, edges and
-  // multiplicity as every engine), checking the device's thresholds against core's plan.
+  // multiplicity as every engine).
   std::vector<V2Result> results();
   std::size_t size() const { return items_.size(); }
 
  private:
+  std::shared_ptr<DeviceState> state_;
   std::vector<BatchItem> items_;
   std::unique_ptr<Batch> batch_;
-  int device_;
+  int device_ = 0;
+  bool verify_plan_ = false;
 };
 
-// Resolves device < 0 to the device of `ptr` (or the current device).
-int resolve_device(int device, const void* ptr);
+class GpuEngine : public Engine {
+ public:
+  // device < 0: the device that holds the views (or the current one).
+  GpuEngine(std::shared_ptr<DeviceState> state, Stream stream, int device)
+      : state_(std::move(state)), stream_(stream), device_(device) {}
+  RangeStats range(const StridedView& view) override;
+  std::vector<std::uint64_t> count_v2(const StridedView& view, const V2Plan& plan, bool has_nonfinite,
+                                      RangeStats* observed = nullptr) override;
+  V1Raw v1(const StridedView& view) override;
+  std::vector<V2Result> v2_many(const std::vector<BatchItem>& items) override;
+  // v2 batches with one producer stream per view (the batch orders itself after each).
+  std::unique_ptr<PendingV2> enqueue_v2(std::vector<BatchItem> items, const std::vector<Stream>& producers);
+  // Compare the device planner's thresholds with core's plan when results are assembled
+  // (on by default for at most kVerifyPlanUpTo buckets, where host planning costs little).
+  void set_verify_plan(bool on) { verify_all_ = on; }
+  static constexpr std::int64_t kVerifyPlanUpTo = 4096;
+
+ protected:
+  int resolve_device(const std::vector<BatchItem>& items);
+  std::shared_ptr<DeviceState> state_;
+  Stream stream_;
+  int device_;
+  bool verify_all_ = false;
+};
+
+// The CUDA engine on a real GPU.
+class CudaEngine final : public GpuEngine {
+ public:
+  CudaEngine(Stream stream, int device);
+};
+
+// The CUDA kernels run on the host by the emulator (csrc/cuda/emulator): host memory stands
+// for device memory, every operation completes before it returns, and the device's properties
+// are what the caller says (by default a small GPU with the smallest opt-in shared memory
+// histgpu supports, sm_86's 99 KiB).
+class EmulatedCudaEngine final : public GpuEngine {
+ public:
+  explicit EmulatedCudaEngine(const DeviceProps& props = default_props());
+  static DeviceProps default_props();
+  // Runtime calls made so far, one line each ("record s=1 e=3", "wait s=2 e=3", ...).
+  std::vector<std::string> trace() const;
+};
+
+// The state of the process's CUDA runtime (one per process, never destroyed).
+std::shared_ptr<DeviceState> cuda_state();
 
 }  // namespace histgpu::cuda

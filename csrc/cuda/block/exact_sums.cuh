@@ -1,0 +1,160 @@
+// Exact sums of values and of their squares, per thread in registers.
+//
+// A finite x = m * 2^(e - bias) with e = max(exponent field, 1) (core/exact_sum.hpp). A thread
+// keeps a window of kWindow exponents [base, base + kWindow) in fixed point: the sum of
+// +-m << (e - base) and the sum of m^2 << 2 (e - base), in two's complement words. Values in
+// the window cost a few integer instructions; a value above the window moves it up (after
+// adding the window into the tensor's bins), one below it -- rare: it is 2^16 times smaller
+// than the window's top -- goes into the bins directly. Zeros add nothing. Bins (device_types)
+// hold the same fixed-point sums per base exponent; the host folds them into core's BigFixed.
+#pragma once
+#include "core/ordered.hpp"
+#include "cuda/block/atomics.cuh"
+#include "cuda/device_types.hpp"
+#include "cuda/simt.hpp"
+
+namespace histgpu::cuda {
+
+constexpr int kWindow = 16;      // exponents per window: squares shift by < 32 bits
+constexpr int kWindowHeadroom = 3;  // a new window sits this many exponents below its top
+
+template <class K> struct ExactWindow;
+
+// float32: m < 2^24. Sum terms < 2^40 in an int64; squares < 2^78 in 96 bits (u64 + u32).
+// Per chunk a thread adds at most kChunk values (2^16): no overflow before the flush.
+template <> struct ExactWindow<float> {
+  int base;
+  long long sum;
+  simt::u64 sq_lo;
+  simt::u32 sq_hi;
+
+  HISTGPU_DEVICE void reset() {
+    base = -1;
+    sum = 0;
+    sq_lo = 0;
+    sq_hi = 0;
+  }
+  // The window's exponent range in terms of |x|'s bits: in window iff (u - lo) < span.
+  HISTGPU_DEVICE simt::u32 lo_bits() const { return static_cast<simt::u32>(base) << 23; }
+  static constexpr simt::u32 kSpan = static_cast<simt::u32>(kWindow) << 23;
+
+  // Adds a normal x whose |x| bits u lie in the window (u - lo_bits() < kSpan).
+  HISTGPU_DEVICE void add_in_window(simt::u32 b, simt::u32 u) {
+    const int d = static_cast<int>(u >> 23) - base;
+    const simt::u32 m = (u & 0x7fffffu) | 0x800000u;
+    const long long t = static_cast<long long>(static_cast<simt::u64>(m) << d);
+    sum += (b >> 31) ? -t : t;
+    const simt::u64 q = static_cast<simt::u64>(m) * m;  // < 2^48
+    const int s = 2 * d;                                 // < 32
+    const simt::u64 lo = q << s;
+    const simt::u32 hi = static_cast<simt::u32>((q >> 32) >> (32 - s));  // bits past 64
+    const simt::u64 old = sq_lo;
+    sq_lo += lo;
+    sq_hi += hi + (sq_lo < old ? 1u : 0u);
+  }
+
+  HISTGPU_DEVICE void flush(simt::u64* bins) {
+    if (base < 0 || (sum == 0 && sq_lo == 0 && sq_hi == 0)) return;
+    simt::u64* bin = bins + static_cast<simt::u64>(base) * kBinWords;
+    const simt::u64 s[kSumWords] = {static_cast<simt::u64>(sum), sum < 0 ? ~0ull : 0ull};
+    const simt::u64 q[kSqWords] = {sq_lo, sq_hi, 0, 0};
+    atomic_add_words<kSumWords>(bin, s);
+    atomic_add_words<kSqWords>(bin + kSumWords, q);
+    sum = 0;
+    sq_lo = 0;
+    sq_hi = 0;
+  }
+
+  // Any finite x: moves the window up when x lies above it; a value below it goes into the
+  // bins directly.
+  HISTGPU_DEVICE void add(simt::u32 b, simt::u64* bins) {
+    const simt::u32 u = b & 0x7fffffffu;
+    if (u == 0) return;
+    const int e = u >> 23 ? static_cast<int>(u >> 23) : 1;
+    if (base < 0 || e >= base + kWindow) {
+      flush(bins);
+      base = e - (kWindow - 1 - kWindowHeadroom);
+      base = base < 1 ? 1 : base;
+    }
+    if (e >= base && (u >> 23) != 0) {
+      add_in_window(b, u);
+      return;
+    }
+    // Below the window, or subnormal: m * 2^(e - bias) into bin e as it is.
+    const simt::u64 m = (u & 0x7fffffu) | ((u >> 23) ? 0x800000u : 0u);
+    simt::u64* bin = bins + static_cast<simt::u64>(e) * kBinWords;
+    const simt::u64 s[kSumWords] = {(b >> 31) ? ~m + 1 : m, (b >> 31) ? ~0ull : 0ull};
+    const simt::u64 q[kSqWords] = {m * m, 0, 0, 0};
+    atomic_add_words<kSumWords>(bin, s);
+    atomic_add_words<kSqWords>(bin + kSumWords, q);
+  }
+};
+
+// float64: m < 2^53. Sum terms < 2^68 in an int128; squares < 2^136 in 192 bits.
+template <> struct ExactWindow<double> {
+  using u128 = unsigned __int128;
+  int base;
+  __int128 sum;
+  u128 sq_lo;
+  simt::u64 sq_hi;
+
+  HISTGPU_DEVICE void reset() {
+    base = -1;
+    sum = 0;
+    sq_lo = 0;
+    sq_hi = 0;
+  }
+
+  HISTGPU_DEVICE void add_in_window(simt::u64 b, simt::u64 u, int e) {
+    const int d = e - base;
+    const simt::u64 m = (u & 0xfffffffffffffull) | 0x10000000000000ull;
+    const __int128 t = static_cast<__int128>(static_cast<u128>(m) << d);
+    sum += (b >> 63) ? -t : t;
+    const u128 q = static_cast<u128>(m) * m;  // < 2^106
+    const int s = 2 * d;                       // < 32
+    const u128 lo = q << s;
+    const simt::u64 hi = s ? static_cast<simt::u64>(q >> (128 - s)) : 0;
+    const u128 old = sq_lo;
+    sq_lo += lo;
+    sq_hi += hi + (sq_lo < old ? 1u : 0u);
+  }
+
+  HISTGPU_DEVICE void flush(simt::u64* bins) {
+    if (base < 0 || (sum == 0 && sq_lo == 0 && sq_hi == 0)) return;
+    simt::u64* bin = bins + static_cast<simt::u64>(base) * kBinWords;
+    const u128 us = static_cast<u128>(sum);
+    const simt::u64 s[kSumWords] = {static_cast<simt::u64>(us), static_cast<simt::u64>(us >> 64)};
+    const simt::u64 q[kSqWords] = {static_cast<simt::u64>(sq_lo), static_cast<simt::u64>(sq_lo >> 64), sq_hi, 0};
+    atomic_add_words<kSumWords>(bin, s);
+    atomic_add_words<kSqWords>(bin + kSumWords, q);
+    sum = 0;
+    sq_lo = 0;
+    sq_hi = 0;
+  }
+
+  HISTGPU_DEVICE void add(simt::u64 b, simt::u64* bins) {
+    const simt::u64 u = b & 0x7fffffffffffffffull;
+    if (u == 0) return;
+    const int field = static_cast<int>(u >> 52);
+    const int e = field ? field : 1;
+    if (base < 0 || e >= base + kWindow) {
+      flush(bins);
+      base = e - (kWindow - 1 - kWindowHeadroom);
+      base = base < 1 ? 1 : base;
+    }
+    if (e >= base && field != 0) {
+      add_in_window(b, u, e);
+      return;
+    }
+    const simt::u64 m = (u & 0xfffffffffffffull) | (field ? 0x10000000000000ull : 0ull);
+    simt::u64* bin = bins + static_cast<simt::u64>(e) * kBinWords;
+    const u128 sm = (b >> 63) ? ~static_cast<u128>(m) + 1 : static_cast<u128>(m);
+    const u128 q = static_cast<u128>(m) * m;
+    const simt::u64 s[kSumWords] = {static_cast<simt::u64>(sm), static_cast<simt::u64>(sm >> 64)};
+    const simt::u64 qq[kSqWords] = {static_cast<simt::u64>(q), static_cast<simt::u64>(q >> 64), 0, 0};
+    atomic_add_words<kSumWords>(bin, s);
+    atomic_add_words<kSqWords>(bin + kSumWords, qq);
+  }
+};
+
+}  // namespace histgpu::cuda

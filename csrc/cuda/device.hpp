@@ -1,0 +1,27 @@
+// Questions about the machine's CUDA devices. None of these throws, and all answer sensibly
+// without a driver (the CUDA runtime is linked statically and loads the driver on first use).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace histgpu::cuda {
+
+bool device_available();  // false without a driver, without a device, or on any CUDA error
+int device_count();
+std::string unavailable_reason();  // why device_available() is false (empty when it is true)
+
+struct DeviceDescription {
+  int id = 0;
+  std::string name;
+  int major = 0, minor = 0;
+  int multiprocessors = 0;
+  std::uint64_t memory = 0;
+};
+std::vector<DeviceDescription> describe_devices();
+int runtime_version();
+int driver_version();
+int pointer_device(std::uintptr_t ptr);  // -1 for host or unknown memory
+std::string compiled_architectures();
+
+}  // namespace histgpu::cuda
