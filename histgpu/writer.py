@@ -46,236 +46,23 @@ that point of the stream, even if an optimizer updates the tensor in place right
 
 from __future__ import annotations
 
-import collections
 import numbers
 import os
 import socket
-import struct
-import sys
-import threading
 import time
-import traceback
 import weakref
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 import histgpu
-from histgpu import _cpu, _cuda_backend, _device, _options
+from histgpu import _cuda_backend, _device, _options
 from histgpu import proto as _proto
+from histgpu._event_file import EventFile, EventJob, EventQueue, finalize_queue
 
 __all__ = ["SummaryWriter"]
-
-_file_counter = 0
-_file_counter_lock = threading.Lock()
-
-
-def _masked_crc32c(data: bytes) -> int:
-    """TensorFlow's masked CRC-32C of a record's length or data."""
-    crc = _cpu.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-class _RecordFile:
-    """A TFRecord file: each record is length (uint64), masked CRC-32C of the length (uint32),
-    data, masked CRC-32C of the data (uint32), little-endian."""
-
-    def __init__(self, path: str) -> None:
-        self._file = open(path, "wb")
-
-    def write(self, data: bytes) -> None:
-        header = struct.pack("<Q", len(data))
-        self._file.write(
-            header + struct.pack("<I", _masked_crc32c(header)) + data + struct.pack("<I", _masked_crc32c(data))
-        )
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._file.closed
-
-
-def _next_file_id() -> int:
-    global _file_counter
-    with _file_counter_lock:
-        _file_counter += 1
-        return _file_counter
-
-
-class _EventFile:
-    """One ``events.out.tfevents.*`` file, written synchronously under a lock."""
-
-    def __init__(self, logdir: str, filename_suffix: str = ""):
-        os.makedirs(logdir, exist_ok=True)
-        name = "events.out.tfevents.%010d.%s.%s.%s%s" % (
-            time.time(),
-            socket.gethostname(),
-            os.getpid(),
-            _next_file_id(),
-            filename_suffix,
-        )
-        self.path = os.path.join(logdir, name)
-        self._lock = threading.Lock()
-        self._records = _RecordFile(self.path)
-        header = event_pb2.Event(
-            wall_time=time.time(),
-            file_version="brain.Event:2",
-            source_metadata=event_pb2.SourceMetadata(writer="histgpu.writer"),
-        )
-        self.write(header)
-        self.flush()
-
-    def write(self, event: event_pb2.Event) -> None:
-        with self._lock:
-            self._records.write(event.SerializeToString())
-
-    def flush(self) -> None:
-        with self._lock:
-            if not self._records.closed:
-                self._records.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._records.closed:
-                self._records.flush()
-                self._records.close()
-
-
-# An event still to be built: called by the background thread, it waits for GPU results.
-EventJob = Callable[[], event_pb2.Event]
-
-
-class _EventQueue:
-    """An event file and the background thread that writes events whose data is on its way.
-
-    It holds no reference to its :class:`SummaryWriter`, so that a finaliser of the writer
-    can drain it (and so that queued events do not keep the writer alive).
-
-    Invariant: ``_jobs`` holds every event submitted and not yet written, oldest first; the
-    head stays in it while the thread builds and writes it. So ``not _jobs`` means that the
-    file holds everything submitted, and the caller may then write directly.
-    """
-
-    def __init__(self, file: _EventFile, max_queue: int):
-        self.file = file
-        self._max = max_queue
-        self._cv = threading.Condition()
-        self._jobs: Deque[EventJob] = collections.deque()
-        self._errors: List[BaseException] = []
-        self._thread: Optional[threading.Thread] = None
-        self._closed = False
-        self._pid = os.getpid()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("SummaryWriter is closed")
-
-    def put_ready(self, event: event_pb2.Event) -> None:
-        """Write a finished event now, or behind the queued ones when there are any."""
-        with self._cv:
-            self._check_open()
-            if not self._jobs:
-                # Idle: the synchronous path, written and flushed before the call returns.
-                self.file.write(event)
-                self.file.flush()
-                return
-        self.put(lambda: event)
-
-    def put(self, job: EventJob) -> None:
-        """Queue `job`; blocks while ``max_queue`` events are already waiting."""
-        with self._cv:
-            self._check_open()
-            while len(self._jobs) >= self._max:
-                self._cv.wait()
-                self._check_open()
-            self._jobs.append(job)
-            if self._thread is None:
-                # A daemon thread, so that a forgotten writer cannot hang the interpreter;
-                # the finaliser (run at exit, while daemon threads still run) drains it.
-                self._thread = threading.Thread(target=self._run, name="histgpu-writer", daemon=True)
-                self._thread.start()
-            self._cv.notify_all()
-
-    def pending(self) -> int:
-        """Events submitted and not yet written."""
-        with self._cv:
-            return len(self._jobs)
-
-    def wait(self) -> None:
-        """Block until every event submitted so far is written; then flush the file."""
-        with self._cv:
-            while self._jobs:
-                self._cv.wait()
-        self.file.flush()
-
-    def take_error(self) -> Optional[BaseException]:
-        """The first background error not yet reported (and forget them all), or None."""
-        with self._cv:
-            errors, self._errors = self._errors, []
-        if not errors:
-            return None
-        first = errors[0]
-        if len(errors) > 1 and hasattr(first, "add_note"):
-            first.add_note(f"histgpu.writer: {len(errors) - 1} later event(s) failed as well and were not written")
-        return first
-
-    def close(self) -> None:
-        """Write everything queued, stop the thread and close the file (idempotent)."""
-        if os.getpid() != self._pid:
-            return  # a forked child's copy (its finaliser at exit): the parent owns file and thread
-        with self._cv:
-            if self._closed:
-                return
-            self._closed = True
-            self._cv.notify_all()
-            thread = self._thread
-        if thread is threading.current_thread():
-            return  # a finaliser run by the garbage collector on the worker: it closes when drained
-        if thread is not None:
-            thread.join()
-        self.file.close()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._jobs and not self._closed:
-                    self._cv.wait()
-                if not self._jobs:  # closed and drained
-                    break
-                job: Optional[EventJob] = self._jobs[0]
-            try:
-                self.file.write(job())  # type: ignore[misc]
-            except BaseException as e:  # noqa: BLE001 - handed to the caller by take_error()
-                with self._cv:
-                    self._errors.append(e)
-            job = None  # let the results (and the event) go now, not at the next wake-up
-            with self._cv:
-                self._jobs.popleft()
-                idle = not self._jobs
-                self._cv.notify_all()
-            if idle:  # one flush per burst, not per event
-                self.file.flush()
-        self.file.close()
-
-
-def _finalize(events: _EventQueue) -> None:
-    """Finaliser of a writer that was not closed: drain, close, and report what failed."""
-    try:
-        events.close()
-    except Exception:  # noqa: BLE001 - never raise from a finaliser
-        traceback.print_exc(file=sys.stderr)
-    err = events.take_error()
-    if err is not None:  # nobody is left to raise it to; never drop it silently
-        print("histgpu.writer: an event queued for writing could not be written:", file=sys.stderr)
-        traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
-
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -410,10 +197,10 @@ class SummaryWriter:
         self.log_dir = os.fspath(log_dir)
         self.max_queue = int(max_queue)
         self.flush_secs = flush_secs
-        self._events: Optional[_EventQueue] = _EventQueue(_EventFile(self.log_dir, filename_suffix), self.max_queue)
+        self._events: Optional[EventQueue] = EventQueue(EventFile(self.log_dir, filename_suffix), self.max_queue)
         # Drains the queue when the writer is garbage collected or at interpreter exit
         # (weakref.finalize runs the finalisers of live objects from an atexit hook).
-        self._finalizer = weakref.finalize(self, _finalize, self._events)
+        self._finalizer = weakref.finalize(self, finalize_queue, self._events)
         if purge_step is not None:
             self._events.put_ready(
                 event_pb2.Event(step=int(purge_step), session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
@@ -432,7 +219,7 @@ class SummaryWriter:
             raise RuntimeError("SummaryWriter is closed")
         return self._events.file.path
 
-    def _queue(self) -> _EventQueue:
+    def _queue(self) -> EventQueue:
         """The open queue; first raises what the background thread failed with, if anything."""
         events = self._events
         if events is None:
