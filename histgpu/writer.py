@@ -47,6 +47,7 @@ that point of the stream, even if an optimizer updates the tensor in place right
 from __future__ import annotations
 
 import numbers
+import operator
 import os
 import socket
 import time
@@ -111,11 +112,57 @@ def _summary(values: Iterable[Tuple[str, _Value]]) -> summary_pb2.Summary:
     return summary
 
 
+def _check_tag(tag: Any) -> str:
+    """`tag`, checked now rather than when the event is written (maybe in the background)."""
+    if not isinstance(tag, str):
+        raise TypeError(f"a tag must be a str, not {type(tag).__name__} {tag!r}")
+    if not tag:
+        raise ValueError("a tag must be a non-empty string")
+    try:
+        tag.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"tag {tag!r} is not valid Unicode text ({e.reason})") from None
+    return tag
+
+
+def _check_step(global_step: Any) -> Optional[int]:
+    """None, or the step as an int; refuses what int() would silently truncate (1.5) or misread."""
+    if global_step is None:
+        return None
+    if isinstance(global_step, bool):
+        raise TypeError(f"global_step must be an integer or None, not a bool ({global_step!r})")
+    try:
+        step = operator.index(global_step)
+    except TypeError:
+        raise TypeError(
+            f"global_step must be an integer or None, not {type(global_step).__name__} {global_step!r}"
+        ) from None
+    if not -(2**63) <= step < 2**63:
+        raise ValueError(f"global_step={step} does not fit the event's int64 step")
+    return step
+
+
 def _event(summary: summary_pb2.Summary, global_step: Optional[int], wall_time: float) -> event_pb2.Event:
     event = event_pb2.Event(wall_time=wall_time, summary=summary)
     if global_step is not None:
-        event.step = int(global_step)
+        event.step = global_step
     return event
+
+
+def _pairs(tensors: Any) -> List[Tuple[str, Any]]:
+    """``(tag, values)`` pairs of a mapping or an iterable of pairs, tags checked."""
+    items = tensors.items() if isinstance(tensors, Mapping) else tensors
+    try:
+        pairs = [tuple(item) for item in items]
+    except TypeError:
+        raise TypeError(
+            f"tensors must be a mapping or an iterable of (tag, values) pairs, not {type(tensors).__name__}"
+        ) from None
+    for pair in pairs:
+        if len(pair) != 2:
+            raise TypeError(f"tensors must hold (tag, values) pairs, got an item of length {len(pair)}")
+        _check_tag(pair[0])
+    return pairs  # type: ignore[return-value]
 
 
 def _device_key(values: Any) -> Any:
@@ -149,8 +196,8 @@ class SummaryWriter:
 
     The constructor and :meth:`add_histogram` take the parameters of PyTorch's
     ``torch.utils.tensorboard.SummaryWriter``, so swapping the import is enough for
-    histogram logging. v2 histograms of GPU tensors are written asynchronously (see the
-    module docstring): the caller waits for the enqueue only.
+    histogram logging. v2 histograms of GPU tensors are written asynchronously (see
+    ``docs/writer.md``): the caller waits for the enqueue only.
 
     Parameters
     ----------
@@ -168,8 +215,9 @@ class SummaryWriter:
         histogram, never the tensors' size; the tensors themselves are kept alive until
         their histograms are computed.
     flush_secs : int, optional
-        Accepted for compatibility. Every event is flushed to disk as soon as it is written
-        (queued events: once the queue runs empty).
+        Accepted for compatibility. Nothing waits for a timer: every event is handed to the
+        operating system as soon as it is written (by the call itself, or for queued events
+        by the background thread).
     filename_suffix : str, optional
         Suffix of the event file name.
 
@@ -195,16 +243,22 @@ class SummaryWriter:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
             log_dir = os.path.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
         self.log_dir = os.fspath(log_dir)
+        purge_step = _check_step(purge_step)
         self.max_queue = int(max_queue)
         self.flush_secs = flush_secs
-        self._events: Optional[EventQueue] = EventQueue(EventFile(self.log_dir, filename_suffix), self.max_queue)
+        # Raises OSError naming log_dir when it cannot be written (read-only, full, a file).
+        events = EventQueue(EventFile(self.log_dir, filename_suffix), self.max_queue)
+        if purge_step is not None:
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            try:
+                events.put_ready(event_pb2.Event(step=purge_step, session_log=start))
+            except BaseException:
+                events.close()
+                raise
+        self._events: Optional[EventQueue] = events
         # Drains the queue when the writer is garbage collected or at interpreter exit
         # (weakref.finalize runs the finalisers of live objects from an atexit hook).
-        self._finalizer = weakref.finalize(self, finalize_queue, self._events)
-        if purge_step is not None:
-            self._events.put_ready(
-                event_pb2.Event(step=int(purge_step), session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
-            )
+        self._finalizer = weakref.finalize(self, finalize_queue, events)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -230,13 +284,14 @@ class SummaryWriter:
         return events
 
     def flush(self) -> None:
-        """Wait until every queued event is written, and flush the file to disk.
+        """Wait until every queued event is written (or has failed).
 
         Raises
         ------
         Exception
             The first error the background thread met since the last ``add_*``/``flush``
-            call (that event was not written).
+            call (that event was not written), e.g. ``OSError`` on a full disk; also when the
+            thread died, which ends the wait instead of hanging it.
         """
         events = self._events
         if events is None:
@@ -252,16 +307,19 @@ class SummaryWriter:
         Raises
         ------
         Exception
-            As :meth:`flush`; the file is closed all the same.
+            As :meth:`flush`, or ``OSError`` from closing the file; the file is closed (its
+            descriptor released) all the same.
         """
         events, self._events = self._events, None
         if events is None:
             return
         self._finalizer.detach()
-        events.close()
-        err = events.take_error()
-        if err is not None:
-            raise err
+        try:
+            events.close()
+        finally:
+            err = events.take_error()
+            if err is not None:
+                raise err
 
     def __enter__(self) -> "SummaryWriter":
         return self
@@ -291,8 +349,8 @@ class SummaryWriter:
         """Add a histogram of ``values``; PyTorch's ``add_histogram`` signature.
 
         With ``bins=<int>`` and ``values`` on a GPU this returns once the work is enqueued
-        on the producer's stream; the event is written in the background (see the module
-        docstring). Otherwise the histogram is computed before the call returns.
+        on the producer's stream; the event is written in the background (see
+        ``docs/writer.md``). Otherwise the histogram is computed before the call returns.
         It may block when ``max_queue`` events are waiting already.
 
         Parameters
@@ -321,10 +379,18 @@ class SummaryWriter:
 
         Raises
         ------
+        TypeError
+            ``tag`` is not a ``str`` (e.g. None), or ``global_step`` is not an integer.
+        ValueError
+            ``tag`` is empty, or an option is out of range.
+        OSError
+            The event could not be written (e.g. a full disk); nothing of it is in the file.
         Exception
             Also what the background thread met since the previous call (see :meth:`flush`).
         """
         events = self._queue()
+        _check_tag(tag)
+        global_step = _check_step(global_step)
         if max_bins is not None:
             raise ValueError("max_bins is not supported by histgpu's SummaryWriter")
         k = _v2_buckets(bins)
@@ -365,12 +431,18 @@ class SummaryWriter:
             Tags and their values, e.g. ``dict(model.named_parameters())``.
         global_step, bins, walltime, nonfinite
             As in :meth:`add_histogram`, shared by all histograms.
+
+        Raises
+        ------
+        TypeError, ValueError, OSError
+            As :meth:`add_histogram`; every tag is checked before anything is computed.
         """
         events = self._queue()
+        global_step = _check_step(global_step)
         k = _v2_buckets(bins)
         mode = _options.nonfinite_mode(nonfinite)
         wall = time.time() if walltime is None else float(walltime)
-        pairs = list(tensors.items() if isinstance(tensors, Mapping) else tensors)
+        pairs = _pairs(tensors)
         if not pairs:
             return
         on_gpu = [i for i, (_, v) in enumerate(pairs) if k is not None and _device.is_device_array(v)]
@@ -404,8 +476,16 @@ class SummaryWriter:
         global_step: Optional[int] = None,
         walltime: Optional[float] = None,
     ) -> None:
-        """Add a scalar (``simple_value``, as PyTorch writes it) — handy next to histograms."""
+        """Add a scalar (``simple_value``, as PyTorch writes it) — handy next to histograms.
+
+        Raises
+        ------
+        TypeError, ValueError, OSError
+            As :meth:`add_histogram`.
+        """
         events = self._queue()
+        _check_tag(tag)
+        global_step = _check_step(global_step)
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(scalar_value))])
         wall = time.time() if walltime is None else float(walltime)
         events.put_ready(_event(summary, global_step, wall))
