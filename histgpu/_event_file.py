@@ -21,7 +21,7 @@ from typing import Callable, Deque, List, Optional
 
 from tensorboard.compat.proto import event_pb2
 
-from histgpu import _cpu
+from histgpu import _cpu, _sigterm
 
 __all__ = ["masked_crc32c", "frame_record", "RecordFile", "EventFile", "EventJob", "EventQueue", "finalize_queue"]
 
@@ -302,6 +302,7 @@ class EventQueue:
                 # the finaliser (run at exit, while daemon threads still run) drains it.
                 self._thread = threading.Thread(target=self._run, name="histgpu-writer", daemon=True)
                 self._thread.start()
+            _sigterm.watch(self)  # so that SIGTERM writes this event out instead of losing it
             self._cv.notify_all()
 
     def pending(self) -> int:
@@ -361,6 +362,7 @@ class EventQueue:
             self._closed = True
             self._cv.notify_all()
             thread = self._thread
+        _sigterm.forget(self)
         if thread is threading.current_thread():
             return  # a finaliser run by the garbage collector on the worker: it closes when drained
         if thread is not None:

@@ -1,5 +1,5 @@
 """histgpu.writer.SummaryWriter under faults (issue 16): full disks, read-only log directories,
-and bad tags.
+bad tags, and the process ending (os._exit, SIGTERM).
 
 A full disk is simulated at the ``os.write`` boundary (``faults.FullDisk``, runs everywhere)
 and, where ``mount`` is permitted, made real with a small tmpfs. Every event file is read back
@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 
+import histgpu
 from histgpu.writer import SummaryWriter
 
 from . import faults
+from . import tb_helpers as H
 
 pytestmark = pytest.mark.filterwarnings("ignore:html5lib's sanitizer is deprecated:DeprecationWarning")
 
 rng = np.random.default_rng(16)
+GUARD_S = 120  # bound of every subprocess in these tests
 
 
 def _event_fd(w: SummaryWriter) -> int:
@@ -261,3 +268,161 @@ def test_bad_pairs_and_steps(tmp_path):
             w.add_scalar("a", 1.0, 2**63)
         w.add_histogram("a", x, np.int64(7))  # numpy integers are integers
     assert faults.summary_steps(str(tmp_path / "run")) == [(7, "a")]
+
+
+# ------------------------------------------------------------------------------- process exit
+
+_SYNC_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np
+    from histgpu.writer import SummaryWriter
+    w = SummaryWriter(sys.argv[1])
+    for step in range(3):
+        w.add_histogram("w", np.arange(100.0) * step, step)
+        w.add_scalar("loss", 1.0 / (step + 1), step)
+    if sys.argv[2] == "os._exit":
+        os._exit(0)
+    print("READY", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _python(script: str, *args: str, **kw) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.pop("PYTHONSTARTUP", None)
+    return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, **kw)
+
+
+def _expect_line(proc: subprocess.Popen, line: str) -> None:
+    got = proc.stdout.readline().strip()
+    if got != line:
+        proc.kill()
+        out, err = proc.communicate(timeout=GUARD_S)
+        raise AssertionError(f"expected {line!r}, got {got!r}\n{out}\n{err}")
+
+
+@pytest.mark.parametrize("how", ["os._exit", "SIGTERM"])
+def test_synchronous_events_survive_the_process(tmp_path, how):
+    logdir = str(tmp_path / "run")
+    proc = _python(_SYNC_SCRIPT, logdir, how)
+    try:
+        if how == "SIGTERM":
+            _expect_line(proc, "READY")
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=GUARD_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == (0 if how == "os._exit" else -signal.SIGTERM), err
+    assert faults.summary_steps(logdir) == [(s, t) for s in range(3) for t in ("w", "loss")]
+
+
+_ASYNC_SIGTERM_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np
+    import histgpu
+    from histgpu import _cuda_backend, _device
+    from histgpu.writer import SummaryWriter
+
+    logdir, release = sys.argv[1], sys.argv[2]
+
+    class Gpu:
+        def __init__(self, values):
+            self.values = values
+
+    class Pending:  # the result arrives once the parent has sent SIGTERM (and made `release`)
+        def __init__(self, data, k):
+            self.data, self.k = data, k
+        def result(self):
+            deadline = time.monotonic() + 60
+            while not os.path.exists(release):
+                assert time.monotonic() < deadline, "never released"
+                time.sleep(0.01)
+            return histgpu.compute(self.data.values, self.k)
+
+    _device.is_device_array = lambda x: isinstance(x, Gpu)
+    _cuda_backend.enqueue_histogram = lambda x, k=None, stream=None: Pending(x, k)
+    w = SummaryWriter(logdir)
+    w.add_histogram("host", np.arange(10.0), 0, bins=5)
+    w.add_histogram("gpu", Gpu(np.linspace(-1.0, 1.0, 1001)), 1, bins=9)
+    w.add_histogram("behind", np.arange(10.0), 2, bins=5)  # a host event queued behind it
+    print("QUEUED", w._events.pending(), flush=True)
+    time.sleep(60)
+    print("NOT-TERMINATED", flush=True)
+    """
+)
+
+
+def test_sigterm_writes_the_queued_events(tmp_path):
+    """Issue 16: with events queued on the asynchronous path, SIGTERM lost them all.
+
+    The queued GPU histogram is released only after the signal was sent, so it is in the file
+    only if the handler waited for it; the exit status shows that SIGTERM's default action
+    still ended the process."""
+    logdir, release = str(tmp_path / "run"), str(tmp_path / "release")
+    proc = _python(_ASYNC_SIGTERM_SCRIPT, logdir, release)
+    try:
+        _expect_line(proc, "QUEUED 2")
+        proc.send_signal(signal.SIGTERM)
+        open(release, "w").close()
+        out, err = proc.communicate(timeout=GUARD_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGTERM, out + err
+    assert "NOT-TERMINATED" not in out
+    assert faults.summary_steps(logdir) == [(0, "host"), (1, "gpu"), (2, "behind")]
+    [(step, table)] = H.TBReader(logdir).histogram_series(".", "gpu")
+    assert step == 1 and np.array_equal(table, histgpu.histogram(np.linspace(-1.0, 1.0, 1001), 9))
+
+
+_HANDLER_SCRIPT = textwrap.dedent(
+    """
+    import signal, sys
+    import numpy as np
+    from histgpu import _cuda_backend, _device, _sigterm
+    from histgpu.writer import SummaryWriter
+    import histgpu
+
+    class Gpu:
+        pass
+
+    class Ready:
+        def result(self):
+            return histgpu.compute(np.arange(10.0), 4)
+
+    _device.is_device_array = lambda x: isinstance(x, Gpu)
+    _cuda_backend.enqueue_histogram = lambda x, k=None, stream=None: Ready()
+
+    def name(h):
+        return {signal.SIG_DFL: "default", _sigterm._on_sigterm: "histgpu"}.get(h, "user")
+
+    def users_own(signum, frame):
+        pass
+
+    for first in ("default", "user"):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if first == "default" else users_own)
+        w = SummaryWriter(sys.argv[1] + "/" + first)
+        w.add_histogram("host", np.arange(10.0), 0, bins=4)
+        seen = [name(signal.getsignal(signal.SIGTERM))]
+        w.add_histogram("gpu", Gpu(), 1, bins=4)
+        seen.append(name(signal.getsignal(signal.SIGTERM)))
+        w.close()
+        seen.append(name(signal.getsignal(signal.SIGTERM)))
+        print(first, *seen)
+    """
+)
+
+
+def test_sigterm_handler_only_while_events_are_queued(tmp_path):
+    """The handler is installed with the first queued event, only over SIGTERM's default action
+    (never over the user's own handler), and removed when the writer closes."""
+    proc = _python(_HANDLER_SCRIPT, str(tmp_path))
+    try:
+        out, err = proc.communicate(timeout=GUARD_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.split("\n")[:2] == ["default default histgpu default", "user user user user"], out + err
