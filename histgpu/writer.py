@@ -1,47 +1,10 @@
-"""A TensorFlow-free ``SummaryWriter`` for histograms, PyTorch-style.
+"""A PyTorch-style ``SummaryWriter`` for histograms that needs no TensorFlow.
 
-::
-
-    from histgpu.writer import SummaryWriter
-
-    with SummaryWriter("runs/exp1") as w:
-        w.add_histogram("fc1/weight", fc1.weight, global_step=step)          # v1 proto
-        w.add_histogram("fc1/grad", fc1.weight.grad, step, bins=30)          # v2 [k, 3] tensor
-        w.add_histograms({"a": a, "b": b}, global_step=step)
-
-Nothing here imports TensorFlow: the protos come from ``tensorboard.compat.proto`` and the
-records are framed as TensorFlow frames them (length, CRC-32C of the length, data, CRC-32C of
-the data), with the checksum computed by histgpu's C++ core. (TensorBoard's ``EventFileWriter``
-is not used because it resolves ``tf.io.gfile`` and so imports TensorFlow whenever it is
-installed; its TF-free ``RecordWriter`` computes the checksum in pure Python, which took longer
-than the histograms of a large model.)
-
-Asynchronous logging of GPU tensors
------------------------------------
-A v2 histogram (``bins=<int>``) of a tensor in GPU memory never makes the caller wait for
-the GPU: ``add_histogram``/``add_histograms`` enqueue the kernels on the producer's stream
-(PyTorch's or CuPy's current stream, ...) together with an asynchronous copy of the O(k)
-result into pinned host memory, and return. A background thread (one per writer, started by
-the first such call) waits for that copy, builds the event and appends it to the file. So a
-training step pays for the enqueue only; the histogram is of the values the tensor holds at
-that point of the stream, even if an optimizer updates the tensor in place right after.
-
-* The queue is bounded by ``max_queue`` events (each ``add_*`` call is one event): when
-  that many are waiting, the next ``add_*`` call blocks until the oldest is written.
-* :meth:`SummaryWriter.flush` and :meth:`SummaryWriter.close` wait until everything queued
-  is written. A writer that is garbage collected, or still open when the interpreter exits
-  normally, is drained and closed by a finaliser (``weakref.finalize``, which runs at exit).
-* An error in the background (a failed CUDA call, ``nonfinite="raise"`` meeting NaN) is
-  raised to the caller by the next ``add_*``, ``flush`` or ``close`` call; that event is not
-  written. One the program never collects is printed to stderr when the writer is finalised.
-  ``NonFiniteWarning`` of such histograms is issued from the background thread.
-* Host data (numpy arrays, CPU tensors) is computed synchronously in the caller, as before.
-  While GPU events are queued, the host events go through the same queue (as finished
-  events), so the file holds events in call order. When nothing is queued, each ``add_*`` call
-  is written and flushed before it returns, so TensorBoard sees it at once.
-* ``bins="tensorflow"`` (the v1 proto) has no asynchronous kernel path and is computed
-  synchronously, for GPU tensors too: a later computation in the background would no longer be
-  ordered on the producer's stream, and could read values already updated in place.
+``add_histogram(tag, values, step)`` writes TensorFlow's v1 ``HistogramProto``, or with
+``bins=k`` TensorBoard's v2 ``[k, 3]`` bucket tensor; v2 histograms of GPU tensors are logged
+without waiting for the GPU. The event file and the background queue are in
+:mod:`histgpu._event_file`. Manual (asynchronous logging, errors, full disks, process exit):
+``docs/writer.md``.
 """
 
 from __future__ import annotations
@@ -211,9 +174,9 @@ class SummaryWriter:
     max_queue : int, optional
         Most events (one per ``add_*`` call) queued at once, default 64: events waiting for
         their GPU results, and host events queued behind them. When the queue is full, the
-        next ``add_*`` call blocks until the oldest queued event is written. The pinned host memory held meanwhile is O(buckets) per
-        histogram, never the tensors' size; the tensors themselves are kept alive until
-        their histograms are computed.
+        next ``add_*`` call blocks until the oldest queued event is written. The pinned host
+        memory held meanwhile is O(buckets) per histogram, never the tensors' size; the
+        tensors themselves are kept alive until their histograms are computed.
     flush_secs : int, optional
         Accepted for compatibility. Nothing waits for a timer: every event is handed to the
         operating system as soon as it is written (by the call itself, or for queued events
