@@ -17,7 +17,7 @@ import time
 import weakref
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union, cast
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
@@ -205,7 +205,7 @@ class SummaryWriter:
         if log_dir is None:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
             log_dir = os.path.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir: str = os.fspath(log_dir)
         purge_step = _check_step(purge_step)
         self.max_queue = int(max_queue)
         self.flush_secs = flush_secs
@@ -221,7 +221,7 @@ class SummaryWriter:
         self._events: Optional[EventQueue] = events
         # Drains the queue when the writer is garbage collected or at interpreter exit
         # (weakref.finalize runs the finalisers of live objects from an atexit hook).
-        self._finalizer = weakref.finalize(self, finalize_queue, events)
+        self._finalizer: weakref.finalize = weakref.finalize(self, finalize_queue, events)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -363,7 +363,7 @@ class SummaryWriter:
             pending = _cuda_backend.enqueue_histogram(values, k)
 
             def job() -> event_pb2.Event:
-                value = _gpu_value(tag, pending.result(), description, mode)
+                value = _gpu_value(tag, cast(histgpu.Histogram, pending.result()), description, mode)
                 return _event(_summary([(tag, value)]), global_step, wall)
 
             events.put(_failing_in(f"{tag!r} at step {global_step}", job))
@@ -426,7 +426,7 @@ class SummaryWriter:
 
         def job() -> event_pb2.Event:
             for idx, pending in pendings:
-                for i, h in zip(idx, pending.result()):
+                for i, h in zip(idx, cast(List[histgpu.Histogram], pending.result())):
                     done[i] = _gpu_value(tags[i], h, None, mode)
             return _event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall)
 

@@ -433,7 +433,7 @@ def _full_disk_in_the_background(w: SummaryWriter, fill: Callable[[], None], fre
     fill()
     queued = []
     for step in range(1, 200):  # the filesystem may still take a few small records
-        err = bounded(lambda: w.add_histogram("b", FakeGpu(_data()), step, bins=4))
+        err = bounded(lambda step=step: w.add_histogram("b", FakeGpu(_data()), step, bins=4))
         if err is not None:  # raised by the call after the event that failed; this one queued nothing
             assert isinstance(err, OSError) and err.errno == errno.ENOSPC, err
             break
@@ -491,6 +491,7 @@ def test_a_blocked_add_ends_when_the_event_fails(tmp_path, gpu, monkeypatch):
     blocked = threading.Thread(target=w.add_histogram, args=("c", FakeGpu(_data()), 2), kwargs={"bins": 4},
                                daemon=True)
     blocked.start()
+    wait_until(lambda: len(gpu.pendings) == 2)  # enqueued: it is in put() now, or about to be
     blocked.join(0.3)
     assert blocked.is_alive(), "the second add_histogram should wait for room in the queue"
     gpu.pendings[0].release()  # b fails on the full disk: that makes room
@@ -524,6 +525,7 @@ def test_every_wait_ends_when_the_thread_dies(tmp_path, gpu, monkeypatch):
     blocked = threading.Thread(target=lambda: box.append(bounded(
         lambda: w.add_histogram("b", FakeGpu(_data()), 1, bins=4))), daemon=True)
     blocked.start()
+    wait_until(lambda: len(gpu.pendings) == 2)  # enqueued: it is in put() now, or about to be
     blocked.join(0.3)
     assert blocked.is_alive(), "add_histogram should wait for room in the queue"
     gate.set()  # the thread dies now, with one event queued and one caller waiting for room
