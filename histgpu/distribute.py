@@ -1,51 +1,9 @@
 """Exact histograms of tensors sharded over ``tf.distribute`` replicas and workers.
 
-``tf.summary.histogram`` inside ``strategy.run`` shows what replica 0 holds. This module
-writes the histogram of the *whole* tensor — the concatenation of every replica's shard —
-without moving the data: only a few numbers per histogram travel through TensorFlow's own
-collectives.
-
-::
-
-    import histgpu.distribute as hdist
-
-    @tf.function
-    def train_step(batch):
-        def step(x):
-            acts = model_part(x)                            # this replica's shard
-            hdist.histogram("acts", acts, step=global_step)  # histogram of all replicas' acts
-            ...
-        strategy.run(step, args=(batch,))
-
-    # or in cross-replica context, with per-replica values:
-    per_replica = strategy.run(compute_acts, args=(batch,))
-    hdist.histogram("acts", per_replica, step=global_step)
-
-How (v2, ``[k, 3]`` tensor): every replica reads its shard once for its finite range and
-value counts, and one ``all_reduce(SUM)`` of ``2R + 4`` int64 (``R`` replicas) gives every
-replica the global range; every replica counts its shard against the buckets of that range
-(the thresholds of a single tensor), and one ``all_reduce(SUM)`` of ``k + 1`` int64 adds the
-counts; the chief's replica 0 writes one summary. ``tf.distribute`` reduces only by SUM,
-so the minimum and maximum travel as exact order keys, each replica in its own row of a
-``[R, 2]`` block (a gather by SUM) selected on arrival. The v1 ``HistogramProto``
-(:func:`histogram_v1`) needs one read and one round: a SUM of ``2R + 1,843`` int64 (counts,
-exact-sum digits, keys). Results equal :func:`histgpu.histogram` /
-:func:`histgpu.compute_v1` of the concatenated shards bit for bit.
-
-What ``data`` means
--------------------
-* replica context (inside ``strategy.run``): a tensor is *this replica's shard*; a
-  mirrored variable (passed as the variable) is one value held by every replica;
-* cross-replica context: a ``PerReplica`` value holds one shard per replica; a mirrored
-  value or variable is one value; any other tensor or array is *this worker's shard* (with a
-  single worker, simply the tensor).
-
-Notes
------
-The collectives run on every call, on every replica, whether or not a summary is recorded
-(skipping them on some replicas would deadlock the others): call it on the steps you log.
-``tf.summary.record_if`` and the writer decide only whether the chief writes. Inside a
-``tf.function`` the shard is read by a ``tf.numpy_function`` on the host (no XLA).
+:func:`histogram` and :func:`histogram_v1` write, once, the histogram of the whole tensor (the
+concatenation of every replica's shard), bit for bit :func:`histgpu.histogram` of it, moving
+only a few int64 per histogram through TensorFlow's collectives. Manual (what ``data`` means in
+each context, how the collectives work, when to call it): ``docs/distribute.md``.
 """
 from __future__ import annotations
 
@@ -361,7 +319,7 @@ def histogram(
         Summary name (prefixed by the active name scopes).
     data : tf.Tensor, PerReplica, variable or array_like
         This replica's shard (replica context) or the per-replica shards (cross-replica
-        context); see the module docstring.
+        context); see ``docs/distribute.md``.
     step : int or tf.Tensor, optional
         Defaults to ``tf.summary.experimental.get_step()``.
     buckets : int, optional

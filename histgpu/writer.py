@@ -1,281 +1,32 @@
-"""A TensorFlow-free ``SummaryWriter`` for histograms, PyTorch-style.
+"""A PyTorch-style ``SummaryWriter`` for histograms that needs no TensorFlow.
 
-::
-
-    from histgpu.writer import SummaryWriter
-
-    with SummaryWriter("runs/exp1") as w:
-        w.add_histogram("fc1/weight", fc1.weight, global_step=step)          # v1 proto
-        w.add_histogram("fc1/grad", fc1.weight.grad, step, bins=30)          # v2 [k, 3] tensor
-        w.add_histograms({"a": a, "b": b}, global_step=step)
-
-Nothing here imports TensorFlow: the protos come from ``tensorboard.compat.proto`` and the
-records are framed as TensorFlow frames them (length, CRC-32C of the length, data, CRC-32C of
-the data), with the checksum computed by histgpu's C++ core. (TensorBoard's ``EventFileWriter``
-is not used because it resolves ``tf.io.gfile`` and so imports TensorFlow whenever it is
-installed; its TF-free ``RecordWriter`` computes the checksum in pure Python, which took longer
-than the histograms of a large model.)
-
-Asynchronous logging of GPU tensors
------------------------------------
-A v2 histogram (``bins=<int>``) of a tensor in GPU memory never makes the caller wait for
-the GPU: ``add_histogram``/``add_histograms`` enqueue the kernels on the producer's stream
-(PyTorch's or CuPy's current stream, ...) together with an asynchronous copy of the O(k)
-result into pinned host memory, and return. A background thread (one per writer, started by
-the first such call) waits for that copy, builds the event and appends it to the file. So a
-training step pays for the enqueue only; the histogram is of the values the tensor holds at
-that point of the stream, even if an optimizer updates the tensor in place right after.
-
-* The queue is bounded by ``max_queue`` events (each ``add_*`` call is one event): when
-  that many are waiting, the next ``add_*`` call blocks until the oldest is written.
-* :meth:`SummaryWriter.flush` and :meth:`SummaryWriter.close` wait until everything queued
-  is written. A writer that is garbage collected, or still open when the interpreter exits
-  normally, is drained and closed by a finaliser (``weakref.finalize``, which runs at exit).
-* An error in the background (a failed CUDA call, ``nonfinite="raise"`` meeting NaN) is
-  raised to the caller by the next ``add_*``, ``flush`` or ``close`` call; that event is not
-  written. One the program never collects is printed to stderr when the writer is finalised.
-  ``NonFiniteWarning`` of such histograms is issued from the background thread.
-* Host data (numpy arrays, CPU tensors) is computed synchronously in the caller, as before.
-  While GPU events are queued, the host events go through the same queue (as finished
-  events), so the file holds events in call order. When nothing is queued, each ``add_*`` call
-  is written and flushed before it returns, so TensorBoard sees it at once.
-* ``bins="tensorflow"`` (the v1 proto) has no asynchronous kernel path and is computed
-  synchronously, for GPU tensors too: a later computation in the background would no longer be
-  ordered on the producer's stream, and could read values already updated in place.
+``add_histogram(tag, values, step)`` writes TensorFlow's v1 ``HistogramProto``, or with
+``bins=k`` TensorBoard's v2 ``[k, 3]`` bucket tensor; v2 histograms of GPU tensors are logged
+without waiting for the GPU. The event file and the background queue are in
+:mod:`histgpu._event_file`. Manual (asynchronous logging, errors, full disks, process exit):
+``docs/writer.md``.
 """
 
 from __future__ import annotations
 
-import collections
 import numbers
+import operator
 import os
 import socket
-import struct
-import sys
-import threading
 import time
-import traceback
 import weakref
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union, cast
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 import histgpu
-from histgpu import _cpu, _cuda_async, _input_device, _options
+from histgpu import _cuda_async, _input_device, _options
 from histgpu import proto as _proto
+from histgpu._event_file import EventFile, EventJob, EventQueue, finalize_queue
 
 __all__ = ["SummaryWriter"]
-
-_file_counter = 0
-_file_counter_lock = threading.Lock()
-
-
-def _masked_crc32c(data: bytes) -> int:
-    """TensorFlow's masked CRC-32C of a record's length or data."""
-    crc = _cpu.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-class _RecordFile:
-    """A TFRecord file: each record is length (uint64), masked CRC-32C of the length (uint32),
-    data, masked CRC-32C of the data (uint32), little-endian."""
-
-    def __init__(self, path: str) -> None:
-        self._file = open(path, "wb")
-
-    def write(self, data: bytes) -> None:
-        header = struct.pack("<Q", len(data))
-        self._file.write(
-            header + struct.pack("<I", _masked_crc32c(header)) + data + struct.pack("<I", _masked_crc32c(data))
-        )
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._file.closed
-
-
-def _next_file_id() -> int:
-    global _file_counter
-    with _file_counter_lock:
-        _file_counter += 1
-        return _file_counter
-
-
-class _EventFile:
-    """One ``events.out.tfevents.*`` file, written synchronously under a lock."""
-
-    def __init__(self, logdir: str, filename_suffix: str = ""):
-        os.makedirs(logdir, exist_ok=True)
-        name = "events.out.tfevents.%010d.%s.%s.%s%s" % (
-            time.time(),
-            socket.gethostname(),
-            os.getpid(),
-            _next_file_id(),
-            filename_suffix,
-        )
-        self.path = os.path.join(logdir, name)
-        self._lock = threading.Lock()
-        self._records = _RecordFile(self.path)
-        header = event_pb2.Event(
-            wall_time=time.time(),
-            file_version="brain.Event:2",
-            source_metadata=event_pb2.SourceMetadata(writer="histgpu.writer"),
-        )
-        self.write(header)
-        self.flush()
-
-    def write(self, event: event_pb2.Event) -> None:
-        with self._lock:
-            self._records.write(event.SerializeToString())
-
-    def flush(self) -> None:
-        with self._lock:
-            if not self._records.closed:
-                self._records.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._records.closed:
-                self._records.flush()
-                self._records.close()
-
-
-# An event still to be built: called by the background thread, it waits for GPU results.
-EventJob = Callable[[], event_pb2.Event]
-
-
-class _EventQueue:
-    """An event file and the background thread that writes events whose data is on its way.
-
-    It holds no reference to its :class:`SummaryWriter`, so that a finaliser of the writer
-    can drain it (and so that queued events do not keep the writer alive).
-
-    Invariant: ``_jobs`` holds every event submitted and not yet written, oldest first; the
-    head stays in it while the thread builds and writes it. So ``not _jobs`` means that the
-    file holds everything submitted, and the caller may then write directly.
-    """
-
-    def __init__(self, file: _EventFile, max_queue: int):
-        self.file = file
-        self._max = max_queue
-        self._cv = threading.Condition()
-        self._jobs: Deque[EventJob] = collections.deque()
-        self._errors: List[BaseException] = []
-        self._thread: Optional[threading.Thread] = None
-        self._closed = False
-        self._pid = os.getpid()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("SummaryWriter is closed")
-
-    def put_ready(self, event: event_pb2.Event) -> None:
-        """Write a finished event now, or behind the queued ones when there are any."""
-        with self._cv:
-            self._check_open()
-            if not self._jobs:
-                # Idle: the synchronous path, written and flushed before the call returns.
-                self.file.write(event)
-                self.file.flush()
-                return
-        self.put(lambda: event)
-
-    def put(self, job: EventJob) -> None:
-        """Queue `job`; blocks while ``max_queue`` events are already waiting."""
-        with self._cv:
-            self._check_open()
-            while len(self._jobs) >= self._max:
-                self._cv.wait()
-                self._check_open()
-            self._jobs.append(job)
-            if self._thread is None:
-                # A daemon thread, so that a forgotten writer cannot hang the interpreter;
-                # the finaliser (run at exit, while daemon threads still run) drains it.
-                self._thread = threading.Thread(target=self._run, name="histgpu-writer", daemon=True)
-                self._thread.start()
-            self._cv.notify_all()
-
-    def pending(self) -> int:
-        """Events submitted and not yet written."""
-        with self._cv:
-            return len(self._jobs)
-
-    def wait(self) -> None:
-        """Block until every event submitted so far is written; then flush the file."""
-        with self._cv:
-            while self._jobs:
-                self._cv.wait()
-        self.file.flush()
-
-    def take_error(self) -> Optional[BaseException]:
-        """The first background error not yet reported (and forget them all), or None."""
-        with self._cv:
-            errors, self._errors = self._errors, []
-        if not errors:
-            return None
-        first = errors[0]
-        if len(errors) > 1 and hasattr(first, "add_note"):
-            first.add_note(f"histgpu.writer: {len(errors) - 1} later event(s) failed as well and were not written")
-        return first
-
-    def close(self) -> None:
-        """Write everything queued, stop the thread and close the file (idempotent)."""
-        if os.getpid() != self._pid:
-            return  # a forked child's copy (its finaliser at exit): the parent owns file and thread
-        with self._cv:
-            if self._closed:
-                return
-            self._closed = True
-            self._cv.notify_all()
-            thread = self._thread
-        if thread is threading.current_thread():
-            return  # a finaliser run by the garbage collector on the worker: it closes when drained
-        if thread is not None:
-            thread.join()
-        self.file.close()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._jobs and not self._closed:
-                    self._cv.wait()
-                if not self._jobs:  # closed and drained
-                    break
-                job: Optional[EventJob] = self._jobs[0]
-            try:
-                self.file.write(job())  # type: ignore[misc]
-            except BaseException as e:  # noqa: BLE001 - handed to the caller by take_error()
-                with self._cv:
-                    self._errors.append(e)
-            job = None  # let the results (and the event) go now, not at the next wake-up
-            with self._cv:
-                self._jobs.popleft()
-                idle = not self._jobs
-                self._cv.notify_all()
-            if idle:  # one flush per burst, not per event
-                self.file.flush()
-        self.file.close()
-
-
-def _finalize(events: _EventQueue) -> None:
-    """Finaliser of a writer that was not closed: drain, close, and report what failed."""
-    try:
-        events.close()
-    except Exception:  # noqa: BLE001 - never raise from a finaliser
-        traceback.print_exc(file=sys.stderr)
-    err = events.take_error()
-    if err is not None:  # nobody is left to raise it to; never drop it silently
-        print("histgpu.writer: an event queued for writing could not be written:", file=sys.stderr)
-        traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
-
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -324,11 +75,57 @@ def _summary(values: Iterable[Tuple[str, _Value]]) -> summary_pb2.Summary:
     return summary
 
 
+def _check_tag(tag: Any) -> str:
+    """`tag`, checked now rather than when the event is written (maybe in the background)."""
+    if not isinstance(tag, str):
+        raise TypeError(f"a tag must be a str, not {type(tag).__name__} {tag!r}")
+    if not tag:
+        raise ValueError("a tag must be a non-empty string")
+    try:
+        tag.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"tag {tag!r} is not valid Unicode text ({e.reason})") from None
+    return tag
+
+
+def _check_step(global_step: Any) -> Optional[int]:
+    """None, or the step as an int; refuses what int() would silently truncate (1.5) or misread."""
+    if global_step is None:
+        return None
+    if isinstance(global_step, bool):
+        raise TypeError(f"global_step must be an integer or None, not a bool ({global_step!r})")
+    try:
+        step = operator.index(global_step)
+    except TypeError:
+        raise TypeError(
+            f"global_step must be an integer or None, not {type(global_step).__name__} {global_step!r}"
+        ) from None
+    if not -(2**63) <= step < 2**63:
+        raise ValueError(f"global_step={step} does not fit the event's int64 step")
+    return step
+
+
 def _event(summary: summary_pb2.Summary, global_step: Optional[int], wall_time: float) -> event_pb2.Event:
     event = event_pb2.Event(wall_time=wall_time, summary=summary)
     if global_step is not None:
-        event.step = int(global_step)
+        event.step = global_step
     return event
+
+
+def _pairs(tensors: Any) -> List[Tuple[str, Any]]:
+    """``(tag, values)`` pairs of a mapping or an iterable of pairs, tags checked."""
+    items = tensors.items() if isinstance(tensors, Mapping) else tensors
+    try:
+        pairs = [tuple(item) for item in items]
+    except TypeError:
+        raise TypeError(
+            f"tensors must be a mapping or an iterable of (tag, values) pairs, not {type(tensors).__name__}"
+        ) from None
+    for pair in pairs:
+        if len(pair) != 2:
+            raise TypeError(f"tensors must hold (tag, values) pairs, got an item of length {len(pair)}")
+        _check_tag(pair[0])
+    return pairs  # type: ignore[return-value]
 
 
 def _device_key(values: Any) -> Any:
@@ -362,8 +159,8 @@ class SummaryWriter:
 
     The constructor and :meth:`add_histogram` take the parameters of PyTorch's
     ``torch.utils.tensorboard.SummaryWriter``, so swapping the import is enough for
-    histogram logging. v2 histograms of GPU tensors are written asynchronously (see the
-    module docstring): the caller waits for the enqueue only.
+    histogram logging. v2 histograms of GPU tensors are written asynchronously (see
+    ``docs/writer.md``): the caller waits for the enqueue only.
 
     Parameters
     ----------
@@ -377,12 +174,13 @@ class SummaryWriter:
     max_queue : int, optional
         Most events (one per ``add_*`` call) queued at once, default 64: events waiting for
         their GPU results, and host events queued behind them. When the queue is full, the
-        next ``add_*`` call blocks until the oldest queued event is written. The pinned host memory held meanwhile is O(buckets) per
-        histogram, never the tensors' size; the tensors themselves are kept alive until
-        their histograms are computed.
+        next ``add_*`` call blocks until the oldest queued event is written. The pinned host
+        memory held meanwhile is O(buckets) per histogram, never the tensors' size; the
+        tensors themselves are kept alive until their histograms are computed.
     flush_secs : int, optional
-        Accepted for compatibility. Every event is flushed to disk as soon as it is written
-        (queued events: once the queue runs empty).
+        Accepted for compatibility. Nothing waits for a timer: every event is handed to the
+        operating system as soon as it is written (by the call itself, or for queued events
+        by the background thread).
     filename_suffix : str, optional
         Suffix of the event file name.
 
@@ -407,17 +205,23 @@ class SummaryWriter:
         if log_dir is None:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
             log_dir = os.path.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir: str = os.fspath(log_dir)
+        purge_step = _check_step(purge_step)
         self.max_queue = int(max_queue)
         self.flush_secs = flush_secs
-        self._events: Optional[_EventQueue] = _EventQueue(_EventFile(self.log_dir, filename_suffix), self.max_queue)
+        # Raises OSError naming log_dir when it cannot be written (read-only, full, a file).
+        events = EventQueue(EventFile(self.log_dir, filename_suffix), self.max_queue)
+        if purge_step is not None:
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            try:
+                events.put_ready(event_pb2.Event(step=purge_step, session_log=start))
+            except BaseException:
+                events.close()
+                raise
+        self._events: Optional[EventQueue] = events
         # Drains the queue when the writer is garbage collected or at interpreter exit
         # (weakref.finalize runs the finalisers of live objects from an atexit hook).
-        self._finalizer = weakref.finalize(self, _finalize, self._events)
-        if purge_step is not None:
-            self._events.put_ready(
-                event_pb2.Event(step=int(purge_step), session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
-            )
+        self._finalizer: weakref.finalize = weakref.finalize(self, finalize_queue, events)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -432,7 +236,7 @@ class SummaryWriter:
             raise RuntimeError("SummaryWriter is closed")
         return self._events.file.path
 
-    def _queue(self) -> _EventQueue:
+    def _queue(self) -> EventQueue:
         """The open queue; first raises what the background thread failed with, if anything."""
         events = self._events
         if events is None:
@@ -443,13 +247,14 @@ class SummaryWriter:
         return events
 
     def flush(self) -> None:
-        """Wait until every queued event is written, and flush the file to disk.
+        """Wait until every queued event is written (or has failed).
 
         Raises
         ------
         Exception
             The first error the background thread met since the last ``add_*``/``flush``
-            call (that event was not written).
+            call (that event was not written), e.g. ``OSError`` on a full disk; also when the
+            thread died, which ends the wait instead of hanging it.
         """
         events = self._events
         if events is None:
@@ -465,16 +270,19 @@ class SummaryWriter:
         Raises
         ------
         Exception
-            As :meth:`flush`; the file is closed all the same.
+            As :meth:`flush`, or ``OSError`` from closing the file; the file is closed (its
+            descriptor released) all the same.
         """
         events, self._events = self._events, None
         if events is None:
             return
         self._finalizer.detach()
-        events.close()
-        err = events.take_error()
-        if err is not None:
-            raise err
+        try:
+            events.close()
+        finally:
+            err = events.take_error()
+            if err is not None:
+                raise err
 
     def __enter__(self) -> "SummaryWriter":
         return self
@@ -504,8 +312,8 @@ class SummaryWriter:
         """Add a histogram of ``values``; PyTorch's ``add_histogram`` signature.
 
         With ``bins=<int>`` and ``values`` on a GPU this returns once the work is enqueued
-        on the producer's stream; the event is written in the background (see the module
-        docstring). Otherwise the histogram is computed before the call returns.
+        on the producer's stream; the event is written in the background (see
+        ``docs/writer.md``). Otherwise the histogram is computed before the call returns.
         It may block when ``max_queue`` events are waiting already.
 
         Parameters
@@ -534,10 +342,18 @@ class SummaryWriter:
 
         Raises
         ------
+        TypeError
+            ``tag`` is not a ``str`` (e.g. None), or ``global_step`` is not an integer.
+        ValueError
+            ``tag`` is empty, or an option is out of range.
+        OSError
+            The event could not be written (e.g. a full disk); nothing of it is in the file.
         Exception
             Also what the background thread met since the previous call (see :meth:`flush`).
         """
         events = self._queue()
+        _check_tag(tag)
+        global_step = _check_step(global_step)
         if max_bins is not None:
             raise ValueError("max_bins is not supported by histgpu's SummaryWriter")
         k = _v2_buckets(bins)
@@ -547,7 +363,7 @@ class SummaryWriter:
             pending = _cuda_async.enqueue_histogram(values, k)
 
             def job() -> event_pb2.Event:
-                value = _gpu_value(tag, pending.result(), description, mode)
+                value = _gpu_value(tag, cast(histgpu.Histogram, pending.result()), description, mode)
                 return _event(_summary([(tag, value)]), global_step, wall)
 
             events.put(_failing_in(f"{tag!r} at step {global_step}", job))
@@ -578,12 +394,18 @@ class SummaryWriter:
             Tags and their values, e.g. ``dict(model.named_parameters())``.
         global_step, bins, walltime, nonfinite
             As in :meth:`add_histogram`, shared by all histograms.
+
+        Raises
+        ------
+        TypeError, ValueError, OSError
+            As :meth:`add_histogram`; every tag is checked before anything is computed.
         """
         events = self._queue()
+        global_step = _check_step(global_step)
         k = _v2_buckets(bins)
         mode = _options.nonfinite_mode(nonfinite)
         wall = time.time() if walltime is None else float(walltime)
-        pairs = list(tensors.items() if isinstance(tensors, Mapping) else tensors)
+        pairs = _pairs(tensors)
         if not pairs:
             return
         on_gpu = [i for i, (_, v) in enumerate(pairs) if k is not None and _input_device.is_device_array(v)]
@@ -604,7 +426,7 @@ class SummaryWriter:
 
         def job() -> event_pb2.Event:
             for idx, pending in pendings:
-                for i, h in zip(idx, pending.result()):
+                for i, h in zip(idx, cast(List[histgpu.Histogram], pending.result())):
                     done[i] = _gpu_value(tags[i], h, None, mode)
             return _event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall)
 
@@ -617,8 +439,16 @@ class SummaryWriter:
         global_step: Optional[int] = None,
         walltime: Optional[float] = None,
     ) -> None:
-        """Add a scalar (``simple_value``, as PyTorch writes it) — handy next to histograms."""
+        """Add a scalar (``simple_value``, as PyTorch writes it) — handy next to histograms.
+
+        Raises
+        ------
+        TypeError, ValueError, OSError
+            As :meth:`add_histogram`.
+        """
         events = self._queue()
+        _check_tag(tag)
+        global_step = _check_step(global_step)
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(scalar_value))])
         wall = time.time() if walltime is None else float(walltime)
         events.put_ready(_event(summary, global_step, wall))

@@ -99,8 +99,9 @@ def tb_buckets(data, buckets=None):
 # (e.g. _buckets([8.65e-310], 100) keeps 8.65e-310 as the edge, _buckets([1e-310, 1e-310], 1)
 # gives 0.0, and [5e-324, -0.0, 0.0, ...] can give -5e-324, a value that is not in the data).
 # When (max - min) / k is subnormal it drops every count. So wherever a subnormal can enter,
-# the reference is DESIGN 1.1's formula evaluated in IEEE float64 (ieee_buckets), which
-# tests/core/test_reference.py checks against TensorBoard on data where TensorBoard never flushes.
+# the reference is the formula of docs/semantics.md §1.1.5 evaluated in IEEE float64
+# (ieee_buckets, see §1.5), which tests/core/test_reference.py checks against TensorBoard on
+# data where TensorBoard never flushes.
 DBL_MIN = float(np.finfo(np.float64).tiny)
 FLT_MIN = float(np.finfo(np.float32).tiny)
 
@@ -145,7 +146,7 @@ def ieee_width_is_zero(data, buckets=None):
 
 
 def ieee_buckets(data, buckets=None):
-    """DESIGN 1.1's formula in IEEE float64 (numpy), the way TensorBoard writes it:
+    """The formula of docs/semantics.md §1.1.5 in IEEE float64 (numpy), as TensorBoard writes it:
     width = (max-min)/k; bucket = min(floor((x-min)/width), k-1); edges = min + width*i, last = max;
     all-equal data: every edge = the value, all counts in the last bucket."""
     x = _as_f64(data)
@@ -262,7 +263,7 @@ def _ml_sorted_grid(dt):
 
 
 def tb_edges(lo, hi, k):
-    """Bucket edges as DESIGN 1.1 states them, used only to *place* adversarial values."""
+    """Bucket edges as docs/semantics.md §1.1.5 states them, used only to *place* adversarial values."""
     lo = np.float64(lo)
     hi = np.float64(hi)
     width = (hi - lo) / np.float64(k)

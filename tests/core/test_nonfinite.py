@@ -1,4 +1,4 @@
-"""Non-finite values (DESIGN 1.2): excluded from the range and the buckets, counted separately,
+"""Non-finite values (docs/semantics.md §1.2): excluded from the range and the buckets, counted separately,
 reported by a warning (nonfinite="omit", the default) or an error (nonfinite="raise").
 
 The finite part's histogram must equal TensorBoard's ``_buckets`` on the finite values alone.

@@ -300,7 +300,7 @@ def test_compute_fields_consistent_with_oracle(histgpu, rng, dt, k):
 
 
 def test_signed_zero_min_max(histgpu):
-    """DESIGN 1.4: -0.0 < +0.0 for min/max selection, whatever the order."""
+    """docs/semantics.md §1.4: -0.0 < +0.0 for min/max selection, whatever the order."""
     for x in ([0.0, -0.0], [-0.0, 0.0], [0.0, -0.0, 0.0, -0.0, 0.0]):
         for dt in (np.float32, np.float64, np.float16):
             h = histgpu.compute(np.array(x, dtype=dt), 3)

@@ -1,4 +1,4 @@
-"""GPU == CPU, bit for bit (DESIGN 1.4): every dtype, v2 and v1, adversarial data, strided and
+"""GPU == CPU, bit for bit (docs/semantics.md §1.4): every dtype, v2 and v1, adversarial data, strided and
 unaligned views, more than 2^31 elements, batches, streams and the asynchronous path.
 
 The CPU engine defines the answer; these tests need a usable CUDA device and CuPy or PyTorch

@@ -1,5 +1,5 @@
 """Subprocess body of tests/distribute/test_torch_recipe.py: the torch.distributed recipe of
-histgpu.sharded's docstring, run for real (Gloo backend, one process per rank).
+docs/sharded.md, run for real (Gloo backend, one process per rank).
 
     python distribute_torch_worker.py RANK WORLD PORT
 

@@ -41,7 +41,7 @@ def tf_default_limits() -> np.ndarray:
 
 
 def tf_v1_histo(values: np.ndarray):
-    """TensorFlow's own HistogramSummary op (the DESIGN 1.3 oracle) -> HistogramProto."""
+    """TensorFlow's own HistogramSummary op (the oracle of docs/semantics.md §1.3) -> HistogramProto."""
     import tensorflow as tf
     from tensorboard.compat.proto import summary_pb2
     from tensorflow.python.ops import gen_logging_ops

@@ -1,4 +1,4 @@
-"""histgpu.proto.histogram_proto against TensorFlow's own HistogramSummary op (DESIGN 1.3)."""
+"""histgpu.proto.histogram_proto against TensorFlow's own HistogramSummary op (docs/semantics.md §1.3)."""
 
 from __future__ import annotations
 

@@ -181,11 +181,11 @@ def test_record_framing_is_tensorboards(tmp_path):
 
     from tensorboard.summary.writer.record_writer import RecordWriter
 
-    from histgpu.writer import _RecordFile
+    from histgpu._event_file import RecordFile
 
     payloads = [b"", b"x", os.urandom(7), os.urandom(8), os.urandom(100_003)]
     ours = tmp_path / "ours"
-    f = _RecordFile(str(ours))
+    f = RecordFile(str(ours))
     for p in payloads:
         f.write(p)
     f.close()

@@ -9,6 +9,7 @@ Every wait is bounded, so a regression fails instead of hanging.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import histgpu
 from histgpu import _cuda_async, _input_device
 from histgpu.writer import SummaryWriter
 
+from . import faults
 from . import tb_helpers as H
 
 pytestmark = pytest.mark.filterwarnings("ignore:html5lib's sanitizer is deprecated:DeprecationWarning")
@@ -354,7 +356,7 @@ _EXIT_SCRIPT = textwrap.dedent(
             print("RESULT-READY", flush=True)
             return histgpu.compute(self.data.values, self.k)
 
-    _input_device.is_device_array = lambda x: isinstance(x, Gpu)
+    _input_input_device.is_device_array = lambda x: isinstance(x, Gpu)
     _cuda_async.enqueue_histogram = lambda x, k=None, stream=None: Pending(x, k)
     logdir = sys.argv[1]
     x = np.linspace(-1.0, 1.0, 1001)
@@ -386,3 +388,204 @@ def test_pending_events_are_written_at_exit(tmp_path):
         assert s == step and np.array_equal(table, want)
     assert written(str(tmp_path / "bad")) == []
     assert "could not be written" in r.stderr and "fake device failure" in r.stderr  # not dropped silently
+
+
+# ------------------------------------------------- faults on the asynchronous path (issue 16)
+
+
+def bounded(fn: Callable[[], Any]) -> Any:
+    """Run `fn` in a thread; fail the test (instead of hanging it) if it does not end in time.
+
+    Returns what `fn` returned, or the exception it raised."""
+    box: List[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(fn())
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            box.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(GUARD_S)
+    assert not t.is_alive(), f"{fn} did not return within {GUARD_S} s: a wait on the background hangs"
+    return box[0]
+
+
+def _auto_release(gpu: FakeEngine, monkeypatch) -> None:
+    """Fake GPU results that are ready at once."""
+
+    def enqueue(data, buckets=None, *, stream=None):
+        p = gpu.enqueue_histogram(data, buckets, stream=stream)
+        p.release()
+        return p
+
+    monkeypatch.setattr(_cuda_async, "enqueue_histogram", enqueue)
+
+
+def _full_disk_in_the_background(w: SummaryWriter, fill: Callable[[], None], free: Callable[[], None]) -> List[tuple]:
+    """Issue 16's hang: the thread died on ENOSPC, then flush() waited forever for the next event.
+
+    Returns the ``(step, tag)`` the file must hold."""
+    w.add_histogram("a", FakeGpu(_data()), 0, bins=4)
+    assert bounded(w.flush) is None
+    want = [(0, "a")]
+    fill()
+    queued = []
+    for step in range(1, 200):  # the filesystem may still take a few small records
+        err = bounded(lambda step=step: w.add_histogram("b", FakeGpu(_data()), step, bins=4))
+        if err is not None:  # raised by the call after the event that failed; this one queued nothing
+            assert isinstance(err, OSError) and err.errno == errno.ENOSPC, err
+            break
+        queued.append(step)
+        wait_until(lambda: w._events.pending() == 0)
+    else:
+        raise AssertionError("the disk never filled up")
+    want += [(s, "b") for s in queued[:-1]]  # every event before the one that failed
+    w.add_histogram("c", FakeGpu(_data()), 500, bins=4)  # queued to a thread that must still be there
+    err = bounded(w.flush)
+    assert isinstance(err, OSError) and err.errno == errno.ENOSPC, err
+    free()
+    w.add_histogram("d", FakeGpu(_data()), 501, bins=4)
+    assert bounded(w.flush) is None
+    assert bounded(w.close) is None
+    return want + [(501, "d")]
+
+
+def test_full_disk_in_the_background_simulated(tmp_path, gpu, monkeypatch):
+    path = str(tmp_path / "run")
+    disk = faults.FullDisk(monkeypatch, str(tmp_path), capacity=10**9)
+    _auto_release(gpu, monkeypatch)
+    w = SummaryWriter(path, max_queue=1)
+    want = _full_disk_in_the_background(w, disk.fill, lambda: disk.free(10**6))
+    assert want == [(0, "a"), (501, "d")]  # the simulated disk takes nothing once full
+    assert faults.summary_steps(path) == want
+
+
+def test_full_disk_in_the_background_on_a_real_tmpfs(tmp_path, gpu, monkeypatch):
+    with faults.tmpfs(str(tmp_path / "disk")) as disk:
+        path = os.path.join(disk, "run")
+        other = os.path.join(disk, "other")
+        _auto_release(gpu, monkeypatch)
+        w = SummaryWriter(path, max_queue=1)
+
+        def fill() -> None:
+            with open(other, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"x" * 4096)
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC
+
+        want = _full_disk_in_the_background(w, fill, lambda: os.unlink(other))
+        assert faults.summary_steps(path) == want
+
+
+def test_a_blocked_add_ends_when_the_event_fails(tmp_path, gpu, monkeypatch):
+    """With max_queue events waiting and the disk full, add_* waits for room, never forever."""
+    path = str(tmp_path / "run")
+    disk = faults.FullDisk(monkeypatch, str(tmp_path), capacity=10**9)
+    w = SummaryWriter(path, max_queue=1)
+    disk.fill()
+    w.add_histogram("b", FakeGpu(_data()), 1, bins=4)
+    blocked = threading.Thread(target=w.add_histogram, args=("c", FakeGpu(_data()), 2), kwargs={"bins": 4},
+                               daemon=True)
+    blocked.start()
+    wait_until(lambda: len(gpu.pendings) == 2)  # enqueued: it is in put() now, or about to be
+    blocked.join(0.3)
+    assert blocked.is_alive(), "the second add_histogram should wait for room in the queue"
+    gpu.pendings[0].release()  # b fails on the full disk: that makes room
+    blocked.join(GUARD_S)
+    assert not blocked.is_alive()
+    gpu.pendings[1].release()
+    err = bounded(w.flush)
+    assert isinstance(err, OSError) and err.errno == errno.ENOSPC
+    if sys.version_info >= (3, 11):
+        assert any("1 later event(s) failed" in n for n in err.__notes__)
+    w.close()
+    assert faults.summary_steps(path) == []
+
+
+def test_every_wait_ends_when_the_thread_dies(tmp_path, gpu, monkeypatch):
+    """Should the background thread die (a bug), waiting callers get its error, not a hang."""
+    from histgpu import _event_file
+
+    gate = threading.Event()
+
+    def dies(self) -> None:
+        assert gate.wait(GUARD_S)
+        raise MemoryError("injected death of the writer thread")
+
+    monkeypatch.setattr(_event_file.EventQueue, "_write_until_closed", dies)
+    path = str(tmp_path / "run")
+    w = SummaryWriter(path, max_queue=1)
+    w.add_histogram("a", FakeGpu(_data()), 0, bins=4)
+    gpu.pendings[0].release()
+    box: List[Any] = []
+    blocked = threading.Thread(target=lambda: box.append(bounded(
+        lambda: w.add_histogram("b", FakeGpu(_data()), 1, bins=4))), daemon=True)
+    blocked.start()
+    wait_until(lambda: len(gpu.pendings) == 2)  # enqueued: it is in put() now, or about to be
+    blocked.join(0.3)
+    assert blocked.is_alive(), "add_histogram should wait for room in the queue"
+    gate.set()  # the thread dies now, with one event queued and one caller waiting for room
+    blocked.join(GUARD_S)
+    assert not blocked.is_alive()
+    (err,) = box
+    assert isinstance(err, RuntimeError) and "died" in str(err)
+    assert isinstance(err.__cause__, MemoryError)
+    err = bounded(w.flush)  # the thread's own error, reported once
+    assert isinstance(err, MemoryError)
+    if sys.version_info >= (3, 11):
+        assert any("1 queued event(s) were not written" in n for n in err.__notes__)
+    with pytest.raises(RuntimeError, match="died"):
+        w.add_histogram("c", _data(), 2, bins=4)
+    file = w.file_path
+    assert bounded(w.close) is None
+    assert not faults.open_in_this_process(file)
+    assert faults.summary_steps(path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() of a process with threads
+def test_a_forked_child_cannot_wait_for_the_parents_thread(tmp_path, gpu):
+    """A forked child has no background thread: its waits raise instead of hanging, and it
+    never writes into the parent's file."""
+    path = str(tmp_path / "run")
+    w = SummaryWriter(path)
+    w.add_histogram("parent", FakeGpu(_data()), 0, bins=4)  # queued; the child inherits it
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 0
+        for call in (w.flush, lambda: w.add_histogram("child", _data(), 1, bins=4)):
+            try:
+                call()
+                code |= 1
+            except RuntimeError as e:
+                code |= 0 if "forked child" in str(e) else 2
+            except BaseException:  # noqa: BLE001
+                code |= 4
+        os._exit(code)
+    deadline = time.monotonic() + GUARD_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child hung waiting for the parent's writer thread")
+        time.sleep(0.02)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    gpu.pendings[0].release()
+    w.close()
+    assert written(path) == [(0, ["parent"])]
+
+
+def test_bad_tag_enqueues_nothing(tmp_path, gpu):
+    with SummaryWriter(str(tmp_path / "run")) as w:
+        with pytest.raises(TypeError, match="tag must be a str"):
+            w.add_histogram(None, FakeGpu(_data()), 0, bins=4)
+        with pytest.raises(TypeError, match="tag must be a str"):
+            w.add_histograms({"a": FakeGpu(_data()), None: FakeGpu(_data())}, 0, bins=4)
+    assert gpu.pendings == []
