@@ -356,7 +356,7 @@ _EXIT_SCRIPT = textwrap.dedent(
             print("RESULT-READY", flush=True)
             return histgpu.compute(self.data.values, self.k)
 
-    _input_input_device.is_device_array = lambda x: isinstance(x, Gpu)
+    _input_device.is_device_array = lambda x: isinstance(x, Gpu)
     _cuda_async.enqueue_histogram = lambda x, k=None, stream=None: Pending(x, k)
     logdir = sys.argv[1]
     x = np.linspace(-1.0, 1.0, 1001)
