@@ -115,12 +115,13 @@ def histogram_many(
     mode = _options.nonfinite_mode(nonfinite)
     _engine.check_device(device)
     threads = _options.num_threads(num_threads)
-    views = [_in.classify(t, stream=stream) for t in tensors]
+    views = [_in.classify(t) for t in tensors]
     wanted = [device or ("cuda" if v.on_device else "cpu") for v in views]
     out: List[Optional[Histogram]] = [None] * len(views)
     # GPU batches first, so that the host engines' share overlaps with them
     pending = [
-        (idx, _cuda_async.enqueue_views([_engine.place(views[i], "cuda", threads)[1] for i in idx], [ks[i] for i in idx]))
+        (idx, _cuda_async.enqueue_views([_engine.place(views[i], "cuda", threads)[1] for i in idx], [ks[i] for i in idx],
+                                        stream=stream))
         for idx in _cuda_async.by_device([i for i, w in enumerate(wanted) if w == "cuda"], views)
     ]
     for where in ("cpu", "cuda-emulated"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from . import _engine, _options
+from . import _engine, _input_device, _options
 from . import _input as _in
 from ._result import Histogram, histogram_from
 
@@ -59,15 +59,20 @@ def by_device(indices: Sequence[int], views: Sequence[_in.View]) -> List[List[in
     return list(groups.values())
 
 
-def enqueue_views(views: Sequence[_in.View], ks: Sequence[int], *, single: bool = False) -> Pending:
-    """Enqueue v2 histograms of device views on one GPU; see :func:`enqueue_histograms`."""
+def enqueue_views(views: Sequence[_in.View], ks: Sequence[int], *, stream: Any = None, single: bool = False) -> Pending:
+    """Enqueue v2 histograms of device views on one GPU; see :func:`enqueue_histograms`.
+
+    The batch runs on `stream` (default: the first view's producer stream), after the work
+    every view's producer stream has enqueued so far, and before what they enqueue next.
+    """
     mod = _engine.cuda_module()
     devices = {v.device for v in views if v.size and getattr(v, "device", -1) >= 0}  # type: ignore[attr-defined]
     if len(devices) > 1:
         raise ValueError("histgpu: one batch must live on one GPU; enqueue one batch per device")
     device = devices.pop() if devices else -1
-    stream = next((v.stream for v in views if getattr(v, "stream", 0)), 0)  # type: ignore[attr-defined]
-    handle = mod.enqueue_v2_many([v.engine_view() for v in views], list(ks), stream, device)  # type: ignore[union-attr]
+    producers = [int(getattr(v, "stream", 0)) for v in views]
+    s = _input_device.stream_handle(stream) if stream is not None else (producers[0] if producers else 0)
+    handle = mod.enqueue_v2_many([v.engine_view() for v in views], list(ks), s, device, producers)  # type: ignore[union-attr]
     return Pending(handle, [v.owner for v in views], single)
 
 
@@ -77,14 +82,14 @@ def enqueue_histograms(tensors: Sequence[Any], buckets: Any = None, *, stream: A
     A fixed number of kernel launches, whatever the number of tensors; the work is ordered on
     the producer's stream (or `stream`). ``Pending.result()`` gives the list of
     :class:`histgpu.Histogram`, bit-identical to :func:`histgpu.compute` of each tensor."""
-    views = [_engine.place(_in.classify(t, stream=stream), "cuda", 1)[1] for t in tensors]
-    return enqueue_views(views, _options.bucket_counts(buckets, len(views)))
+    views = [_engine.place(_in.classify(t), "cuda", 1)[1] for t in tensors]
+    return enqueue_views(views, _options.bucket_counts(buckets, len(views)), stream=stream)
 
 
 def enqueue_histogram(data: Any, buckets: Optional[int] = None, *, stream: Any = None) -> Pending:
     """Enqueue the v2 histogram of one GPU tensor; ``Pending.result()`` is a Histogram."""
-    view = _engine.place(_in.classify(data, stream=stream), "cuda", 1)[1]
-    return enqueue_views([view], [_options.bucket_count(buckets)], single=True)
+    view = _engine.place(_in.classify(data), "cuda", 1)[1]
+    return enqueue_views([view], [_options.bucket_count(buckets)], stream=stream, single=True)
 
 
 __all__ = ["Pending", "by_device", "enqueue_histogram", "enqueue_histograms", "enqueue_views"]

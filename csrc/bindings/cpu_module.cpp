@@ -13,6 +13,7 @@
 #include "cpu/engine.hpp"
 #include "cuda/engine.hpp"
 #include "cuda/emulator/emulator.hpp"
+#include "cuda/policy.hpp"
 
 namespace py = pybind11;
 using namespace histgpu;
@@ -76,7 +77,38 @@ PYBIND11_MODULE(_cpu, m) {
            py::arg("threads_per_multiprocessor") = 0, py::arg("verify_plan") = false,
            "The emulated device's properties (0: the default, a small GPU with sm_86's 99 KiB of shared "
            "memory per block); verify_plan: check every device plan against core's, whatever k.")
-      .def("trace", &cuda::EmulatedCudaEngine::trace, "The runtime calls made so far (stream ordering, launches).");
+      .def("trace", &cuda::EmulatedCudaEngine::trace, "The runtime calls made so far (stream ordering, launches).")
+      .def("pinned_bytes", &cuda::EmulatedCudaEngine::pinned_bytes, "Pinned host memory its pool holds for reuse.")
+      .def(
+          "enqueue_v2",
+          [](cuda::EmulatedCudaEngine& e, const std::vector<StridedView>& views, const std::vector<std::int64_t>& ks,
+             const std::vector<std::uintptr_t>& producers) {
+            if (views.size() != ks.size()) throw std::invalid_argument("histgpu: one bucket count per view expected");
+            std::vector<BatchItem> items;
+            for (std::size_t i = 0; i < views.size(); ++i) items.push_back(BatchItem{views[i], ks[i]});
+            std::vector<cuda::Stream> ps;
+            for (std::uintptr_t p : producers) ps.push_back(reinterpret_cast<cuda::Stream>(p));
+            py::gil_scoped_release nogil;
+            return e.enqueue_v2(std::move(items), ps);
+          },
+          py::arg("views"), py::arg("ks"), py::arg("producers") = std::vector<std::uintptr_t>{},
+          "As _cuda.enqueue_v2_many, on the emulated device (streams are only traced there).");
+  py::class_<cuda::PendingV2, std::unique_ptr<cuda::PendingV2, bindings::ReleasingGil>>(
+      m, "EmulatedPendingV2", "v2 histograms enqueued on the emulated device (complete on return).")
+      .def("done", &cuda::PendingV2::done)
+      .def("wait", &cuda::PendingV2::wait)
+      .def("results",
+           [](cuda::PendingV2& p) {
+             py::gil_scoped_release nogil;
+             return p.results();
+           })
+      .def("__len__", &cuda::PendingV2::size);
+  m.def(
+      "count_mode",
+      [](std::int64_t k, int key_size, std::uint64_t cap) { return static_cast<int>(cuda::count_mode(k, key_size, cap)); },
+      py::arg("k"), py::arg("key_size"), py::arg("cap") = cuda::kCountSmemCap,
+      "The shared-memory mode of a GPU count pass of k buckets (csrc/cuda/policy.hpp): 0 lane counters, "
+      "1 shared counters, 2 shared table, 3 global table.");
   m.def(
       "emulator_counters",
       [] {

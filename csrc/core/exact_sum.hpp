@@ -1,4 +1,4 @@
-// Exact, order-free sums of floats and of their squares (DESIGN.md 1.3 / 2).
+// Exact, order-free sums of floats and of their squares (docs/semantics.md §1.3, §2.2).
 //
 // A finite float is m * 2^e with an integer m. Adding the signed m (and m*m) into integer
 // bins indexed by the exponent is exact and associative, so any thread count, sharding or

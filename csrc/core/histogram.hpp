@@ -77,7 +77,7 @@ struct V1Result {
 // The finite range and value counts of a view, its multiplicity included.
 RangeStats range_of(Engine& engine, const StridedView& view);
 
-// Buckets of finite values per TensorBoard's summary_v2._buckets (docs/semantics.md §1, §2).
+// Buckets of finite values per TensorBoard's summary_v2._buckets (docs/semantics.md §1.1, §1.2).
 V2Result histogram_v2(Engine& engine, const StridedView& view, std::int64_t k);
 
 // The range of a whole tensor when a view is one shard of it (histgpu.sharded).
@@ -109,7 +109,7 @@ bool v2_needs_counts(std::int64_t k, const RangeStats& local_stats, const Global
 V2Result assemble_v2(const StridedView& view, std::int64_t k, const RangeStats& local_stats,
                      const GlobalRange& global, std::vector<std::uint64_t> counts);
 
-// TensorFlow's v1 HistogramProto content (docs/semantics.md §3), before bucket collapsing.
+// TensorFlow's v1 HistogramProto content (docs/semantics.md §1.3), before bucket collapsing.
 V1Result histogram_v1(Engine& engine, const StridedView& view);
 
 // A shard's v1 content whose parts merge exactly by element-wise integer sums (counts,

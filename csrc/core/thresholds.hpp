@@ -3,7 +3,7 @@
 // A spec maps a finite value x (as float64) to a bucket index f(x) that is monotone in x.
 // For each bucket j >= 1 the threshold t_j is the smallest value of the kernel's float type
 // with f >= j, so an engine only needs `x >= t_j` comparisons in the input's own precision
-// to agree bit for bit with the float64 formula (DESIGN.md section 2).
+// to agree bit for bit with the float64 formula (docs/semantics.md §2.1).
 #pragma once
 #include <cstdint>
 #include <vector>

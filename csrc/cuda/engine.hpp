@@ -79,6 +79,7 @@ class EmulatedCudaEngine final : public GpuEngine {
   static DeviceProps default_props();
   // Runtime calls made so far, one line each ("record s=1 e=3", "wait s=2 e=3", ...).
   std::vector<std::string> trace() const;
+  std::size_t pinned_bytes() const { return state_->pinned().held(); }
 };
 
 // The state of the process's CUDA runtime (one per process, never destroyed).

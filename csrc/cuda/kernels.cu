@@ -1,7 +1,7 @@
 // The batch kernels and the device planner for the GPU: thin __global__ wrappers around the
 // templates the emulator runs on the host too (batch_kernel.cuh, passes/), and the launches.
 //
-// Bit-exactness (docs/semantics.md): counts are integers (32-bit per block in shared memory,
+// Bit-exactness (docs/semantics.md §1.4): counts are integers (32-bit per block in shared memory,
 // merged into 64-bit global counters), min/max are selections of ordered keys, and sums are
 // exact fixed-point words that the host folds into one correctly rounded double. Values are
 // converted exactly as the CPU engine converts them (core/dtypes.hpp) and compared with the
