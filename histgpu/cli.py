@@ -5,8 +5,9 @@
     histgpu inspect LOGDIR [--out DIR] [--tags REGEX] [--runs REGEX] [threshold options]
 
 Exit status: 0 on success (flags or not), 1 when no histogram was found or, with
-``--strict``, when any problem flag was raised, 2 for usage errors (argparse) or a
-missing logdir.
+``--strict``, when any problem flag was raised, 2 for usage errors (argparse), a
+missing logdir, or a ``--tags``/``--runs``/``--grad-tags`` pattern that takes too long
+on one name (see :mod:`histgpu.inspect.patterns`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def _non_negative(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from histgpu.inspect.diagnose import Thresholds
+    from histgpu.inspect.patterns import RegexTimeoutError
 
     parser = argparse.ArgumentParser(prog="histgpu", description="histgpu command line tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _inspect(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from histgpu.inspect import inspect_logdir, write_report
     from histgpu.inspect.diagnose import Thresholds
+    from histgpu.inspect.patterns import RegexTimeoutError
     from histgpu.inspect.report import format_findings, format_table
 
     try:
@@ -139,7 +142,7 @@ def _inspect(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     progress = _Progress(stderr, enabled=not args.quiet)
     try:
         result = inspect_logdir(args.logdir, tags=args.tags, runs=args.runs, thresholds=th, progress=progress)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, RegexTimeoutError) as e:
         stderr.write(f"histgpu inspect: {e}\n")
         return 2
 
