@@ -5,8 +5,10 @@
     histgpu inspect LOGDIR [--out DIR] [--tags REGEX] [--runs REGEX] [threshold options]
 
 Exit status: 0 on success (flags or not), 1 when no histogram was found or, with
-``--strict``, when any problem flag was raised, 2 for usage errors (argparse) or a
-missing logdir.
+``--strict``, when any problem flag was raised, 2 for usage errors (argparse), a
+missing logdir, a ``--tags``/``--runs``/``--grad-tags`` pattern that takes too long on
+one name (see :mod:`histgpu.inspect.patterns`), or an ``--out`` that cannot be written
+(each reported in one line on stderr).
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ def _regex(text: str) -> str:
     return text
 
 
+def _os_error(e: OSError) -> str:
+    """``[Errno 30] Read-only file system: 'out/plots'`` without the exception class."""
+    where = f": {e.filename!r}" if e.filename else ""
+    return f"{e.strerror or e}{where}"
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -129,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _inspect(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from histgpu.inspect import inspect_logdir, write_report
     from histgpu.inspect.diagnose import Thresholds
+    from histgpu.inspect.patterns import RegexTimeoutError
     from histgpu.inspect.report import format_findings, format_table
 
     try:
@@ -136,10 +145,13 @@ def _inspect(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except ValueError as e:
         stderr.write(f"histgpu inspect: {e}\n")
         return 2
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):  # fail before the long read
+        stderr.write(f"histgpu inspect: --out {args.out!r} is a file; give a directory (created if missing)\n")
+        return 2
     progress = _Progress(stderr, enabled=not args.quiet)
     try:
         result = inspect_logdir(args.logdir, tags=args.tags, runs=args.runs, thresholds=th, progress=progress)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, RegexTimeoutError) as e:
         stderr.write(f"histgpu inspect: {e}\n")
         return 2
 
@@ -163,7 +175,13 @@ def _inspect(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     stdout.write("\nmean/std: exact for v1 histograms (sum, sum_squares), else estimated from the buckets.\n")
 
     if args.out:
-        paths = write_report(result, args.out, plots=not args.no_plots, embed=args.embed_images, progress=progress)
+        try:
+            paths = write_report(result, args.out, plots=not args.no_plots, embed=args.embed_images,
+                                 progress=progress)
+        except OSError as e:  # read-only filesystem, --out is a file, disk full, ...
+            stdout.flush()
+            stderr.write(f"histgpu inspect: cannot write the report to {args.out!r}: {_os_error(e)}\n")
+            return 2
         if "note" in paths:
             stderr.write(f"histgpu inspect: {paths['note']}\n")
         stdout.write(f"report: {paths['html']}\n")

@@ -20,20 +20,52 @@ that, only while a flag variable is set, each gradient is copied into a buffer v
 inside the compiled train step (a plain assign, so it also works under XLA). The flag is
 raised just for the last batch of a logged epoch, so other steps pay one predicate; the
 buffers cost one copy of the trainable weights in memory. The histograms themselves are
-computed at epoch end from the buffers, outside the train step. The wrapper is removed at
-the end of ``fit`` and the train function rebuilt on the next ``fit``.
+computed at epoch end from the buffers, outside the train step.
+
+The wrapper and its buffers are removed on every way out of ``fit``. Keras calls
+``on_train_end`` only when ``fit`` returns, so the capture also removes itself
+
+* at once when an exception (a ``KeyboardInterrupt``, an error) leaves a train step or
+  this callback's own logging;
+* when the model next trains (``fit``, ``train_on_batch``: both start with the model's
+  ``make_train_function``) if ``fit`` was left from elsewhere, e.g. another callback
+  raising; a later ``fit`` therefore never runs the capturing train step.
+
+The train function is then rebuilt on the next ``fit``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import numbers
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import keras
+import numpy as np
 
 import histgpu.summary as _summary
+from histgpu import _options
 
 __all__ = ["HistogramCallback"]
+
+
+def _check_histogram_freq(value: Any) -> int:
+    """An epoch count >= 0; ``bool`` and floats are refused rather than read as 1 or truncated."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"histogram_freq must be an integer number of epochs (0 disables histograms), "
+                        f"not {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"histogram_freq must be >= 0 (0 disables histograms), got {value}")
+    return int(value)
+
+
+def _check_buckets(value: Any) -> Optional[int]:
+    """``buckets`` as :func:`histgpu.summary.histogram` takes it, checked now, not at the first log."""
+    if value is not None:
+        _options.bucket_count(value)  # TypeError for bool/float/str, ValueError above 2**24
+        value = int(value)
+    return value
 
 
 def _weight_tag(weight: Any) -> str:
@@ -54,13 +86,22 @@ class HistogramCallback(keras.callbacks.TensorBoard):
         Also log gradient histograms ``<weight.path>/gradient`` (TensorFlow backend,
         single-device training). Default False.
     buckets : int, optional
-        Buckets per histogram (default 30, as ``tf.summary.histogram``).
+        Buckets per histogram (default 30, as ``tf.summary.histogram``; negative means 0).
     nonfinite : {"omit", "raise"}, optional
         Non-finite weights/gradients: leave out and report (default) or raise. See
         :mod:`histgpu.summary` for how they are shown in TensorBoard.
     **kwargs
         Any other argument of ``keras.callbacks.TensorBoard`` (``write_graph``,
         ``update_freq``, ``profile_batch``, ...).
+
+    Raises
+    ------
+    TypeError
+        If ``histogram_freq`` or ``buckets`` is not an integer (``bool`` and floats
+        included) or ``gradients`` is not a bool.
+    ValueError
+        If ``histogram_freq`` is negative, ``buckets`` above 2**24, or ``nonfinite``
+        not one of ``"omit"``, ``"raise"``.
     """
 
     def __init__(
@@ -73,6 +114,12 @@ class HistogramCallback(keras.callbacks.TensorBoard):
         nonfinite: str = "omit",
         **kwargs: Any,
     ):
+        # Checked here: Keras takes any value, and a bad one would fail only at the first log.
+        histogram_freq = _check_histogram_freq(histogram_freq)
+        if not isinstance(gradients, (bool, np.bool_)):
+            raise TypeError(f"gradients must be True or False, not {type(gradients).__name__} {gradients!r}")
+        buckets = _check_buckets(buckets)
+        _options.nonfinite_mode(nonfinite)
         super().__init__(log_dir=log_dir, histogram_freq=histogram_freq, **kwargs)
         self.gradients = bool(gradients)
         self.buckets = buckets
@@ -82,6 +129,7 @@ class HistogramCallback(keras.callbacks.TensorBoard):
         self._grad_flag: Any = None
         self._grad_flag_value = False
         self._grad_optimizer: Any = None
+        self._grad_model: Any = None
         self._grad_captured = False
         self._epoch_logged = False
 
@@ -89,6 +137,10 @@ class HistogramCallback(keras.callbacks.TensorBoard):
 
     def _log_weights(self, epoch: int) -> None:
         """Keras' hook for weight histograms, with histgpu doing the counting."""
+        with self._removing_capture_on_error():
+            self._write_histograms(epoch)
+
+    def _write_histograms(self, epoch: int) -> None:
         with self._train_writer.as_default():
             for layer in self.model.layers:
                 for weight in layer.weights:
@@ -98,7 +150,7 @@ class HistogramCallback(keras.callbacks.TensorBoard):
                     )
                     if self.write_images:
                         self._log_weight_as_image(weight, f"{name}/image", epoch)
-            if self.gradients and self._grad_captured:
+            if self.gradients and self._grad_captured and self._grad_optimizer is not None:
                 for weight in self._grad_weights:
                     _summary.histogram(
                         f"{_weight_tag(weight)}/gradient",
@@ -114,8 +166,10 @@ class HistogramCallback(keras.callbacks.TensorBoard):
 
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         super().on_train_begin(logs)
+        self._remove_gradient_capture()  # left by an earlier fit that raised
         if self.gradients and self.histogram_freq:
-            self._install_gradient_capture()
+            with self._removing_capture_on_error():
+                self._install_gradient_capture()
 
     def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._remove_gradient_capture()
@@ -129,6 +183,10 @@ class HistogramCallback(keras.callbacks.TensorBoard):
         super().on_train_batch_begin(batch, logs)
         if self._grad_flag is None:
             return
+        with self._removing_capture_on_error():
+            self._set_capture_flag(batch)
+
+    def _set_capture_flag(self, batch: int) -> None:
         steps = (self.params or {}).get("steps")
         per_call = max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
         # Capture only in the last call of a logged epoch (every call if the length is unknown).
@@ -179,13 +237,70 @@ class HistogramCallback(keras.callbacks.TensorBoard):
 
         inner.apply = apply
         self._grad_optimizer = inner
+        self._grad_model = self.model
         # The train step may already be traced without the wrapper (an earlier fit): retrace.
-        self.model.make_train_function(force=True)
+        type(self.model).make_train_function(self.model, force=True)
+        self.model.train_function = _GuardedTrainFunction(self.model.train_function, self._remove_gradient_capture)
+        # The next fit/train_on_batch starts with make_train_function: if this capture is
+        # still installed then, the fit that installed it was left by an exception.
+        object.__setattr__(self.model, "make_train_function", self._next_training_hook(self.model))
+
+    def _next_training_hook(self, model: Any) -> Callable[..., Any]:
+        def make_train_function(force: bool = False) -> Any:
+            self._remove_gradient_capture()
+            return type(model).make_train_function(model, force=force)
+
+        return make_train_function
+
+    @contextlib.contextmanager
+    def _removing_capture_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:  # KeyboardInterrupt included: fit is being left
+            self._remove_gradient_capture()
+            raise
 
     def _remove_gradient_capture(self) -> None:
+        """Restore the optimizer and the model and drop the buffers (safe to call any time)."""
         if self._grad_optimizer is not None:
             vars(self._grad_optimizer).pop("apply", None)
             self._grad_optimizer = None
-            self.model.train_function = None  # the next fit traces a step without the wrapper
+        model, self._grad_model = self._grad_model, None
+        if model is not None:
+            vars(model).pop("make_train_function", None)
+            if isinstance(model.train_function, _GuardedTrainFunction):
+                model.train_function = None  # the next fit traces a step without the wrapper
+        self._grad_buffers = {}
+        self._grad_weights = []
         self._grad_flag = None
         self._grad_flag_value = False
+        self._grad_captured = False
+
+
+class _GuardedTrainFunction:
+    """The model's traced train function, removing the gradient capture when a step raises.
+
+    The end of the data (``StopIteration``, ``OutOfRangeError``) is how ``fit`` normally
+    leaves an epoch of unknown length, so it passes through; anything else means ``fit``
+    is being left. Other attributes are the traced function's (Keras' graph writer reads them).
+    """
+
+    def __init__(self, traced: Any, on_error: Callable[[], None]):
+        self._traced = traced
+        self._on_error = on_error
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import tensorflow as tf
+
+        try:
+            return self._traced(*args, **kwargs)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise
+        except BaseException:
+            self._on_error()
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_traced", "_on_error"):  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._traced, name)

@@ -32,7 +32,6 @@ fail instead (like TensorFlow's v1 op does).
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -80,12 +79,34 @@ def _eager_input(data: Any) -> Any:
     return data
 
 
-def _bucket_count_eager(buckets: Any) -> Optional[int]:
-    if buckets is None:
-        return None
-    if tf.is_tensor(buckets):
-        buckets = buckets.numpy()
-    return max(0, operator.index(buckets))
+def _checked_buckets(buckets: Any) -> Any:
+    """``buckets`` after ``tf.summary.histogram``'s type rules, checked at the call.
+
+    TensorFlow asserts an integer scalar: ``bool`` (Python, numpy or a ``tf.bool`` tensor),
+    floats and strings raise ``TypeError``, a non-scalar tensor ``ValueError``. (TF checks
+    only when it records; histgpu checks at every call, so a bad argument never waits for
+    the first step that writes.) A 0-d integer numpy array is read as its integer.
+
+    Returns
+    -------
+    None, int or tf.Tensor
+    """
+    if tf.is_tensor(buckets) or isinstance(buckets, tf.Variable):
+        if not buckets.dtype.is_integer:  # tf.bool is not an integer dtype
+            raise TypeError(f"buckets must be an integer or None, not a {buckets.dtype.name} tensor")
+        if buckets.shape.rank not in (None, 0):
+            raise ValueError(f"buckets must be a scalar, got a tensor of shape {buckets.shape}")
+        return buckets
+    if isinstance(buckets, np.ndarray) and buckets.ndim == 0 and buckets.dtype.kind in "iu":
+        buckets = buckets.item()
+    _options.bucket_count(buckets)  # TypeError for bool/float/str, ValueError above 2**24
+    return buckets
+
+
+def _bucket_count_eager(buckets: Any) -> int:
+    if tf.is_tensor(buckets) or isinstance(buckets, tf.Variable):
+        buckets = max(0, int(tf.convert_to_tensor(buckets).numpy()))
+    return _options.bucket_count(buckets)
 
 
 def _nonfinite_counts(h: Any) -> np.ndarray:
@@ -139,8 +160,9 @@ def histogram(
         castable to ``float64``.
     step : int or tf.Tensor, optional
         Step of this summary; defaults to ``tf.summary.experimental.get_step()``.
-    buckets : int, optional
-        Number of buckets (default 30; negative means 0).
+    buckets : int or integer scalar tf.Tensor, optional
+        Number of buckets (default 30; negative means 0). ``bool``, floats and strings
+        raise ``TypeError`` (as in TensorFlow), a non-scalar tensor ``ValueError``.
     description : str, optional
         Markdown description shown in TensorBoard.
     nonfinite : {"omit", "raise"}, optional
@@ -158,8 +180,11 @@ def histogram(
 
     Raises
     ------
+    TypeError
+        If ``buckets`` is not an integer (``bool`` included), checked at every call.
     ValueError
-        If a default writer exists and records, but no step was given and none is set.
+        If a default writer exists and records, but no step was given and none is set;
+        or if ``buckets`` is above 2**24 or a non-scalar tensor.
 
     Notes
     -----
@@ -169,6 +194,7 @@ def histogram(
     a GPU tensor the call then waits for the O(k) result (never for a copy of the tensor);
     :class:`histgpu.writer.SummaryWriter` logs GPU tensors without waiting at all.
     """
+    buckets = _checked_buckets(buckets)
     summary_metadata = histogram_metadata.create_summary_metadata(display_name=None, description=description)
     with tf.summary.experimental.summary_scope(name, "histogram_summary", values=[data, buckets, step]) as (tag, _):
 
@@ -198,7 +224,7 @@ def _graph_buckets(tag: str, data: Any, buckets: Any, step: Any, nonfinite: str)
         return h.to_tensor().astype(np.float64, copy=False), _nonfinite_counts(h)
 
     table, counts = tf.numpy_function(run, [x, tf.cast(k, tf.int64)], [tf.float64, tf.int64], stateful=True)
-    if buckets is None or isinstance(buckets, (int, np.integer)):
+    if not tf.is_tensor(buckets):
         kk = _options.bucket_count(buckets)
         table.set_shape([kk, 3])
     else:

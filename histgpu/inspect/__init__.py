@@ -5,7 +5,9 @@
 >>> for d in result.diagnoses:                                  # doctest: +SKIP
 ...     print(d.run, d.tag, d.trend_text(), d.problem_text())
 
-Modules: :mod:`.reader` (TensorBoard's reader, both histogram formats), :mod:`.stats`
+Modules: :mod:`.reader` (TensorBoard's event processing, both histogram formats) over
+:mod:`.records` (bounded record reading) and :mod:`.payloads` (checked payloads),
+:mod:`.patterns` (time-bounded user regexes), :mod:`.stats`
 (count/mean/std/quantiles), :mod:`.diagnose` (flags and thresholds), :mod:`.plots` (PNG),
 :mod:`.report` (terminal table, JSON, HTML). The command line is :mod:`histgpu.cli`.
 """

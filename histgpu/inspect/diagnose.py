@@ -18,6 +18,7 @@ not make a trend.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field, fields
@@ -25,6 +26,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from .patterns import BoundedRegex
 from .stats import Buckets, StepStats, fraction_within
 
 __all__ = ["Thresholds", "Flag", "Diagnosis", "diagnose", "THRESHOLD_DOCS", "PROBLEMS", "TRENDS"]
@@ -96,7 +98,20 @@ class Thresholds:
         re.compile(self.grad_regex)
 
     def is_gradient(self, tag: str) -> bool:
-        return bool(re.search(self.grad_regex, tag, re.IGNORECASE))
+        """Whether ``tag`` matches :attr:`grad_regex` (time-bounded: :mod:`.patterns`).
+
+        Raises
+        ------
+        histgpu.inspect.patterns.RegexTimeoutError
+            If the pattern takes too long on ``tag``.
+        """
+        return _grad_matcher(self.grad_regex).search(tag)
+
+
+@functools.lru_cache(maxsize=8)
+def _grad_matcher(pattern: str) -> BoundedRegex:
+    # Cached by pattern (not kept on Thresholds, which stays a plain copyable dataclass).
+    return BoundedRegex(pattern, re.IGNORECASE, what="--grad-tags")
 
 
 # (field name, CLI option, default, meaning): one source for --help and the README.

@@ -18,9 +18,13 @@ import numpy as np
 from .diagnose import Diagnosis, Thresholds
 from .stats import Buckets
 
-__all__ = ["plot_series", "ridge_figure", "bands_figure", "rebin"]
+__all__ = ["plot_series", "ridge_figure", "bands_figure", "rebin", "PLAIN_TEXT"]
 
 _DPI = 100
+
+# Run and tag names are drawn as they are: "$" would otherwise start matplotlib mathtext
+# (a tag like "cost$\frac{" failed to draw) and a user's text.usetex would send them to LaTeX.
+PLAIN_TEXT = {"parse_math": False, "usetex": False}
 
 
 def _figure(width: float, height: float, **margins: float):
@@ -72,7 +76,7 @@ def ridge_figure(d: Diagnosis, buckets: Sequence[Buckets], max_lines: int = 40, 
     fig = _figure(7.5, 4.8)
     ax = fig.add_subplot()
     items = [(s, b) for s, b in zip(d.stats, buckets) if s.valid and b.edges_finite() and b.total > 0]
-    ax.set_title(_title(d) + "\nhistograms over steps (offset view)", fontsize=9)
+    ax.set_title(_title(d) + "\nhistograms over steps (offset view)", fontsize=9, **PLAIN_TEXT)
     if not items:
         ax.text(0.5, 0.5, "no finite values to draw", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -118,7 +122,7 @@ def bands_figure(d: Diagnosis, thresholds: Thresholds):
     """Quantile bands over steps (TensorBoard's Distributions view) plus a log-scale magnitude panel."""
     fig = _figure(7.5, 5.6, top=0.9, bottom=0.09, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
-    top.set_title(_title(d) + "\nquantiles over steps (distribution view)", fontsize=9)
+    top.set_title(_title(d) + "\nquantiles over steps (distribution view)", fontsize=9, **PLAIN_TEXT)
     valid = [s for s in d.stats if s.valid]
     bad = [s.step for s in d.stats if s.has_nonfinite]
     if valid:

@@ -1,8 +1,9 @@
-"""Read every histogram series of a TensorBoard logdir with TensorBoard's own reader.
+"""Read every histogram series of a TensorBoard logdir with TensorBoard's event processing.
 
 Runs are found with ``io_wrapper.GetLogdirSubdirectories`` and read by
 ``event_accumulator.EventAccumulator`` -- the stack behind ``tensorboard --logdir``, so
-restarts are purged the same way. Both histogram formats are understood:
+files are taken in the same order and restarts are purged the same way; only the record
+reading underneath is histgpu's own (below). Both histogram formats are understood:
 
 * v2 ``[k, 3]`` bucket tensors with the ``histograms`` plugin (``tf.summary.histogram``,
   Keras, :mod:`histgpu.summary`, ``histgpu.SummaryWriter(bins=k)``);
@@ -12,15 +13,17 @@ restarts are purged the same way. Both histogram formats are understood:
 histgpu's companion scalars ``<tag>/nonfinite/{nan,posinf,neginf}`` (see
 :mod:`histgpu.summary`) are attached to their histogram as counts of left-out values.
 
-TensorBoard stops reading an event file at a truncated or corrupted record and says so
-only in a debug log line; :func:`read_logdir` captures that line (and checks the record
-framing itself) so the problem is reported, while the rest of the logdir is read.
+Nothing in an event file is trusted. Records are read by
+:class:`~histgpu.inspect.records.RecordFile`, which checks every length against the bytes
+left in the file before reading it (TensorFlow's reader, which TensorBoard uses when
+TensorFlow is installed, allocates whatever a header declares: a crafted 42-byte file
+killed the process); payloads are converted by :mod:`~histgpu.inspect.payloads`. A
+truncated or corrupted record ends that file, a malformed event is skipped; each is
+reported as a :class:`ReadProblem`, and the rest of the logdir is read.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import re
 import struct
@@ -30,6 +33,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Pattern, Tuple
 
 import numpy as np
 
+from .patterns import BoundedRegex, RegexTimeoutError
+from .payloads import MalformedPayload, scalar_value, v1_buckets, v2_buckets
+from .records import FOOTER_BYTES, HEADER_BYTES, RecordFile
 from .stats import Buckets, StepStats, step_stats
 
 __all__ = ["HistogramSeries", "ReadProblem", "LogdirData", "read_logdir", "scan_records", "NONFINITE_RE"]
@@ -98,10 +104,11 @@ ProgressFn = Callable[[str, dict], None]
 
 
 def scan_records(path: str) -> Tuple[int, int, int]:
-    """Walk the TFRecord framing of an event file without decoding anything.
+    """Walk the TFRecord framing of an event file without decoding or checking anything.
 
     Each record is ``uint64 length, uint32 crc, data[length], uint32 crc``. Only the
-    length headers are read, so this is cheap; CRCs are TensorBoard's job.
+    length headers are read, so this is cheap (:class:`~histgpu.inspect.records.RecordFile`
+    is what reads and checks the records).
 
     Returns
     -------
@@ -113,10 +120,10 @@ def scan_records(path: str) -> Tuple[int, int, int]:
     records = 0
     offset = 0
     with open(path, "rb") as f:
-        while offset + 12 <= size:
+        while offset + HEADER_BYTES <= size:
             f.seek(offset)
             (length,) = struct.unpack("<Q", f.read(8))
-            end = offset + 12 + length + 4
+            end = offset + HEADER_BYTES + length + FOOTER_BYTES
             if end > size:
                 break
             offset = end
@@ -124,23 +131,116 @@ def scan_records(path: str) -> Tuple[int, int, int]:
     return records, offset, size
 
 
+class _EventFileLoader:
+    """Events of one file for TensorBoard's ``DirectoryWatcher``, read by :class:`RecordFile`.
+
+    It stands in for TensorBoard's ``LegacyEventFileLoader`` (same ``Load`` contract:
+    each call yields the events not yielded yet), but never raises on bad input: a
+    framing fault stops this file (``records.error``), a record that is not an ``Event``
+    proto is counted and skipped (its framing is intact, so the next one is still found),
+    and a file that cannot be opened is noted.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.records = RecordFile(path)
+        self.open_error: Optional[str] = None
+        self.undecodable = 0
+        self.first_undecodable: Optional[Tuple[int, str]] = None
+
+    def Load(self) -> Iterator[object]:  # noqa: N802 - TensorBoard's name
+        from google.protobuf.message import DecodeError
+        from tensorboard.compat.proto import event_pb2
+
+        try:
+            for offset, data in self.records:
+                try:
+                    event = event_pb2.Event.FromString(data)
+                except (DecodeError, ValueError, RuntimeError) as e:
+                    self.undecodable += 1
+                    if self.first_undecodable is None:
+                        self.first_undecodable = (offset, str(e) or type(e).__name__)
+                    continue
+                yield event
+        except OSError as e:
+            self.open_error = str(e)
+
+    def problems(self, last_file: bool) -> List["ReadProblem"]:
+        """What went wrong in this file, in words (empty when it was read cleanly)."""
+        out = []
+        if self.open_error is not None:
+            out.append(ReadProblem(self.path, f"cannot read: {self.open_error}"))
+        err = self.records.error
+        if err is not None:
+            if err.kind == "corrupted":
+                msg = f"corrupted record at byte {err.offset} (checksum mismatch: {err.detail})"
+            else:
+                msg = (f"truncated event file: it ends inside a record ({err.size - err.offset} bytes after the "
+                       f"last complete record, which ends at byte {err.offset}; {err.detail})")
+            if self.records.records == 0:
+                msg += "; nothing could be read from this file (is it an event file?)"
+            else:
+                msg += "; the events before it were read, the rest of this file is skipped"
+            if last_file and err.kind == "truncated":
+                msg += " (expected only while a writer is still writing this file)"
+            out.append(ReadProblem(self.path, msg))
+        if self.undecodable:
+            offset, why = self.first_undecodable
+            out.append(ReadProblem(self.path, f"skipped {self.undecodable} record(s) with valid checksums that are "
+                                              f"not TensorBoard events (first at byte {offset}: {why})"))
+        return out
+
+
+class _Skipped:
+    """Events skipped because their payload was malformed, counted per tag and reason."""
+
+    def __init__(self) -> None:
+        self.by_tag: Dict[Tuple[str, str], List] = {}
+
+    def add(self, tag: str, step: int, why: str) -> None:
+        entry = self.by_tag.setdefault((tag, why), [0, step])
+        entry[0] += 1
+
+    def problems(self, run_dir: str) -> List["ReadProblem"]:
+        out = []
+        for (tag, why), (count, step) in sorted(self.by_tag.items()):
+            what = f"tag {tag!r}: " if tag else ""
+            out.append(ReadProblem(run_dir, f"{what}skipped {count} malformed event(s), first at step {step} ({why}); "
+                                            "the other events were read"))
+        return out
+
+
 # ------------------------------------------------------- TensorBoard's accumulator
 
 
-def _make_accumulator(path: str, keep: Callable[[str], bool], on_event: Callable[[], None]):
+def _make_accumulator(path: str, keep: Callable[[str], bool], on_event: Callable[[], None],
+                      skipped: _Skipped) -> Tuple[object, Dict[str, _EventFileLoader]]:
     """An ``EventAccumulator`` for ``path`` that keeps only what ``inspect`` needs.
 
-    The overrides only *drop* data (tags not wanted, images, audio, non-histogram tensors)
-    and skip TensorBoard's per-histogram compression, which keeps memory and time bounded
-    on big logdirs; if a TensorBoard release renames these hooks they simply stop taking
-    effect and the full accumulator runs instead.
+    Its records are read by :class:`_EventFileLoader` (not TensorFlow's reader, which
+    trusts length fields), in TensorBoard's order (its ``DirectoryWatcher``). An event
+    TensorBoard cannot process is skipped and counted in ``skipped``. The other overrides
+    only *drop* data (tags not wanted, images, audio, non-histogram tensors) and skip
+    TensorBoard's per-histogram compression, which keeps memory and time bounded on big
+    logdirs.
+
+    Returns
+    -------
+    tuple
+        The accumulator and the loaders it created, by event file path.
     """
+    from tensorboard.backend.event_processing import directory_watcher, io_wrapper
     from tensorboard.backend.event_processing import event_accumulator as ea
 
     class _Accumulator(ea.EventAccumulator):
         def _ProcessEvent(self, event):  # noqa: N802 - TensorBoard's name
             on_event()
-            super()._ProcessEvent(event)
+            try:
+                super()._ProcessEvent(event)
+            except RegexTimeoutError:
+                raise  # the user's pattern, not this event, is at fault
+            except Exception as e:  # noqa: BLE001 - one crafted event must not hide the run
+                skipped.add("", int(getattr(event, "step", 0)), f"{type(e).__name__}: {e}")
 
         def _ProcessHistogram(self, tag, wall_time, step, histo):  # noqa: N802
             if keep(tag):
@@ -167,42 +267,17 @@ def _make_accumulator(path: str, keep: Callable[[str], bool], on_event: Callable
         ea.AUDIO: 1,
         ea.TENSORS: 0,
     }
-    return _Accumulator(path, size_guidance=size_guidance, purge_orphaned_data=True)
+    acc = _Accumulator(path, size_guidance=size_guidance, purge_orphaned_data=True)
+    loaders: Dict[str, _EventFileLoader] = {}
 
+    def loader(file_path: str) -> _EventFileLoader:
+        loaders[file_path] = _EventFileLoader(file_path)
+        return loaders[file_path]
 
-class _RecordErrors(logging.Filter):
-    """Captures TensorBoard's "Truncated record in <file> (<error>)" debug lines.
-
-    TensorBoard swallows the ``DataLossError`` of a bad record and logs it at DEBUG only.
-    Other DEBUG lines are dropped here so raising the logger's level prints nothing new.
-    """
-
-    def __init__(self, threshold: int):
-        super().__init__()
-        self.threshold = threshold
-        self.errors: Dict[str, str] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith("Truncated record in") and len(record.args or ()) >= 2:
-            self.errors[os.path.normpath(str(record.args[0]))] = str(record.args[1])
-            return False
-        return record.levelno >= self.threshold
-
-
-@contextlib.contextmanager
-def _capture_record_errors() -> Iterator[_RecordErrors]:
-    from tensorboard.util import tb_logging
-
-    logger = tb_logging.get_logger()
-    old_level = logger.level
-    capture = _RecordErrors(logger.getEffectiveLevel())
-    logger.addFilter(capture)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield capture
-    finally:
-        logger.setLevel(old_level)
-        logger.removeFilter(capture)
+    if not hasattr(acc, "_generator"):  # a TensorBoard release that reads differently: refuse, never crash
+        raise RuntimeError("this TensorBoard release's EventAccumulator has no _generator to replace")
+    acc._generator = directory_watcher.DirectoryWatcher(path, loader, io_wrapper.IsSummaryEventsFile)
+    return acc, loaders
 
 
 # ------------------------------------------------------------------------ reading
@@ -221,49 +296,6 @@ def _file_size(path: str) -> int:
         return 0
 
 
-def _check_files(files: List[str], errors: Dict[str, str]) -> List[ReadProblem]:
-    """Turn TensorBoard's swallowed record errors, and truncated framing, into messages."""
-    problems = []
-    last = files[-1] if files else None
-    for path in files:
-        err = errors.get(os.path.normpath(path), "")
-        framing = None
-        if os.path.isfile(path):
-            try:
-                framing = scan_records(path)
-            except OSError as e:
-                problems.append(ReadProblem(path, f"cannot read: {e}"))
-                continue
-        truncated = framing is not None and framing[1] != framing[2]
-        if not err and not truncated:
-            continue
-        at = re.search(r"\bat (\d+)", err)
-        if err and "corrupt" in err.lower():
-            where = f" at byte {at.group(1)}" if at else ""
-            msg = f"corrupted record{where} (checksum mismatch)"
-        elif truncated:
-            records, end, size = framing
-            msg = (f"truncated event file: it ends inside a record ({size - end} bytes after the last complete "
-                   f"record, which ends at byte {end})")
-        else:
-            msg = f"unreadable record ({err.strip()})"
-        at_start = (at is not None and at.group(1) == "0") or (truncated and framing[1] == 0)
-        if at_start:
-            msg += "; nothing could be read from this file (is it an event file?)"
-        else:
-            msg += "; the events before it were read, the rest of this file is skipped"
-        if path == last and truncated and "corrupt" not in err.lower():
-            msg += " (expected only while a writer is still writing this file)"
-        problems.append(ReadProblem(path, msg))
-    return problems
-
-
-def _tensor_array(tensor_proto) -> np.ndarray:
-    from tensorboard.util import tensor_util
-
-    return np.asarray(tensor_util.make_ndarray(tensor_proto))
-
-
 def _plugin_tags(acc, plugin: str) -> Dict[str, bytes]:
     try:
         return dict(acc.PluginTagToContent(plugin))
@@ -271,7 +303,7 @@ def _plugin_tags(acc, plugin: str) -> Dict[str, bytes]:
         return {}
 
 
-def _series_from_accumulator(run: str, acc) -> List[HistogramSeries]:
+def _series_from_accumulator(run: str, acc, skipped: _Skipped) -> List[HistogramSeries]:
     tags = acc.Tags()
     hist_tags = set(tags.get("histograms", []))
     plugin_tags = _plugin_tags(acc, "histograms")
@@ -286,36 +318,46 @@ def _series_from_accumulator(run: str, acc) -> List[HistogramSeries]:
             continue
         for ev in acc.Tensors(tag):
             try:
-                v = float(_tensor_array(ev.tensor_proto).reshape(-1)[0])
-            except (ValueError, IndexError, TypeError):
+                v = scalar_value(ev.tensor_proto)
+            except MalformedPayload as e:
+                skipped.add(tag, ev.step, str(e))
                 continue
             key = (m.group("stem"), ev.step)
-            nonfinite[key] = nonfinite.get(key, 0) + (int(v) if np.isfinite(v) else 0)
+            nonfinite[key] = nonfinite.get(key, 0) + (int(v) if np.isfinite(v) and v > 0 else 0)
 
     points: Dict[str, List[Tuple[int, float, str, Buckets, Optional[dict]]]] = {}
     for tag in hist_tags:
         for ev in acc.Histograms(tag):
             h = ev.histogram_value
+            try:
+                b = v1_buckets(h)
+            except MalformedPayload as e:
+                skipped.add(tag, ev.step, str(e))
+                continue
             v1 = {"min": h.min, "max": h.max, "num": h.num, "sum": h.sum, "sum_squares": h.sum_squares}
-            b = Buckets.from_v1(h.min, h.max, h.bucket_limit, h.bucket)
             points.setdefault(tag, []).append((ev.step, ev.wall_time, "v1", b, v1))
     for tag in tensor_tags:
         if tag not in plugin_tags:
             continue
         for ev in acc.Tensors(tag):
-            arr = _tensor_array(ev.tensor_proto)
-            if arr.size and (arr.ndim != 2 or arr.shape[1] != 3):
-                continue  # not a [k, 3] bucket tensor
-            points.setdefault(tag, []).append((ev.step, ev.wall_time, "v2", Buckets.from_table(arr), None))
+            try:
+                b = v2_buckets(ev.tensor_proto)
+            except MalformedPayload as e:
+                skipped.add(tag, ev.step, str(e))
+                continue
+            points.setdefault(tag, []).append((ev.step, ev.wall_time, "v2", b, None))
 
     out = []
     for tag, pts in points.items():
-        pts.sort(key=lambda p: (p[0], p[1]))
+        # NaN wall times (crafted or broken clocks) sort as 0 so the order is well defined.
+        pts.sort(key=lambda p: (p[0], p[1] if p[1] == p[1] else 0.0))
         fmts = sorted({p[2] for p in pts})
         series = HistogramSeries(run, tag, "+".join(fmts))
         for step, wall, _, b, v1 in pts:
+            with np.errstate(all="ignore"):  # absurd but finite numbers overflow to inf/NaN stats
+                stats = step_stats(step, wall, b, v1=v1, nonfinite=nonfinite.pop((tag, step), 0))
             series.buckets.append(b)
-            series.stats.append(step_stats(step, wall, b, v1=v1, nonfinite=nonfinite.pop((tag, step), 0)))
+            series.stats.append(stats)
         out.append(series)
     return out
 
@@ -340,7 +382,8 @@ def read_logdir(
         A TensorBoard logdir (a directory of runs, or a run directory itself).
     tags, runs : str, optional
         Regular expressions (``re.search``) selecting tags / run names. A tag's non-finite
-        companion scalars follow the tag.
+        companion scalars follow the tag. Matching is time-bounded per string (see
+        :mod:`histgpu.inspect.patterns`).
     progress : callable, optional
         Called as ``progress(kind, info)`` with kind ``"start"`` (``runs``, ``files``,
         ``bytes``), ``"run"`` (``index``, ``run``, ``files``, ``bytes``), ``"events"``
@@ -355,16 +398,31 @@ def read_logdir(
     ------
     FileNotFoundError
         If ``logdir`` does not exist.
+    re.error
+        If ``tags`` or ``runs`` is not a regular expression.
+    histgpu.inspect.patterns.RegexTimeoutError
+        If ``tags`` or ``runs`` took more than
+        :data:`~histgpu.inspect.patterns.DEFAULT_TIMEOUT_S` seconds on one tag or run name.
     """
-    from tensorboard.backend.event_processing import io_wrapper
-
     t0 = time.monotonic()
     notify = progress or (lambda kind, info: None)
     is_remote = bool(re.match(r"^[a-z0-9]+://", logdir))
     if not is_remote and not os.path.isdir(logdir):
         raise FileNotFoundError(f"no such directory: {logdir}")
-    tag_re = re.compile(tags) if tags else None
-    run_re = re.compile(runs) if runs else None
+    # User patterns are matched with a time bound (histgpu.inspect.patterns).
+    tag_re = BoundedRegex(tags, what="--tags") if tags else None
+    run_re = BoundedRegex(runs, what="--runs") if runs else None
+    try:
+        return _read(logdir, tag_re, run_re, notify, t0)
+    finally:
+        for rx in (tag_re, run_re):
+            if rx is not None:
+                rx.close()
+
+
+def _read(logdir: str, tag_re: Optional[BoundedRegex], run_re: Optional[BoundedRegex], notify: ProgressFn,
+          t0: float) -> LogdirData:
+    from tensorboard.backend.event_processing import io_wrapper
 
     def keep(tag: str) -> bool:
         if tag_re is None:
@@ -395,14 +453,20 @@ def read_logdir(
                 counter["t"] = time.monotonic()
                 notify("events", {"run": name, "events": counter["n"]})
 
-        with _capture_record_errors() as capture:
-            try:
-                acc = _make_accumulator(run_dir, keep, on_event)
-                acc.Reload()
-                series.extend(_series_from_accumulator(name, acc))
-            except Exception as e:  # noqa: BLE001 - one bad run must not hide the others
-                problems.append(ReadProblem(run_dir, f"could not read this run: {type(e).__name__}: {e}"))
-        problems.extend(_check_files(files, capture.errors))
+        skipped = _Skipped()
+        loaders: Dict[str, _EventFileLoader] = {}
+        try:
+            acc, loaders = _make_accumulator(run_dir, keep, on_event, skipped)
+            acc.Reload()
+            series.extend(_series_from_accumulator(name, acc, skipped))
+        except RegexTimeoutError:
+            raise  # the user's pattern, not this run, is at fault
+        except Exception as e:  # noqa: BLE001 - one bad run must not hide the others
+            problems.append(ReadProblem(run_dir, f"could not read this run: {type(e).__name__}: {e}"))
+        last = max(loaders) if loaders else None
+        for path in sorted(loaders):
+            problems.extend(loaders[path].problems(last_file=path == last))
+        problems.extend(skipped.problems(run_dir))
         events += counter["n"]
         notify("events", {"run": name, "events": counter["n"], "final": True})
 

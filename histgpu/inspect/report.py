@@ -1,5 +1,6 @@
 """The report: a terminal table, a JSON dump, and one self-contained HTML page.
 
+``report.json`` is strict JSON: NaN and infinite numbers are written as ``null``.
 The HTML page needs nothing from the network (inline CSS, no scripts); it links the
 PNG plots next to it (``plots/``), or carries them inline as ``data:`` URIs with
 ``embed=True`` so the single file can be mailed around.
@@ -13,12 +14,14 @@ import html
 import json
 import math
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
 
 from .diagnose import THRESHOLD_DOCS, Diagnosis
 from .stats import BASIS_POINTS
 
-__all__ = ["format_table", "format_findings", "write_json", "write_html", "fmt_number"]
+__all__ = ["format_table", "format_findings", "write_json", "write_html", "fmt_number", "strict_json_value"]
 
 
 def fmt_number(x: float) -> str:
@@ -133,10 +136,33 @@ def report_dict(result) -> Dict:
     }
 
 
+def strict_json_value(value: Any) -> Any:
+    """``value`` with every NaN/+-Inf float replaced by ``None`` (JSON ``null``), recursively.
+
+    Strict JSON (RFC 8259) has no NaN or Infinity; Python's ``json`` would write the bare
+    tokens ``NaN``/``Infinity``, which other parsers reject. A missing or non-finite number
+    (e.g. an event with ``wall_time=nan``, or a threshold set to ``inf``) is written as
+    ``null``. numpy scalars become Python numbers.
+    """
+    if isinstance(value, dict):
+        return {str(k): strict_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json_value(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def write_json(result, out_dir: str) -> str:
+    """Write ``report.json`` (strict JSON: non-finite numbers are ``null``); return its path."""
     path = os.path.join(out_dir, "report.json")
-    with open(path, "w") as f:
-        json.dump(report_dict(result), f, indent=1)
+    text = json.dumps(strict_json_value(report_dict(result)), indent=1, allow_nan=False)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
     return path
 
 

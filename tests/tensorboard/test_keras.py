@@ -128,3 +128,137 @@ def test_demo_example(tmp_path, capsys):
         series = reader.histogram_series(".", tag)
         assert [s for s, _ in series] == [0, 1, 2]
         assert series[0][1][:, 2].sum() == {"layer1_weights": 1000, "layer1_biases": 10, "layer1_gradients": 1000}[tag]
+
+
+# ------------------------------------------------------------ fit leaving by an exception
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (a user's Ctrl-C) at the end of one training batch."""
+
+    def __init__(self, epoch, batch=0):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise KeyboardInterrupt
+
+
+def _capture_installed(model, cb) -> bool:
+    return ("apply" in vars(model.optimizer) or "make_train_function" in vars(model)
+            or bool(cb._grad_buffers) or cb._grad_flag is not None)
+
+
+def _buffer_refs(cb):
+    import weakref
+
+    return [weakref.ref(v) for v in cb._grad_buffers.values()]
+
+
+def _all_dead(refs) -> bool:
+    import gc
+
+    gc.collect()
+    return all(r() is None for r in refs)
+
+
+def test_capture_removed_when_another_callback_interrupts_fit(tmp_path):
+    model = make_model()
+    cb = HistogramCallback(str(tmp_path / "a"), gradients=True, write_graph=False)
+    refs = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            refs.extend(_buffer_refs(cb))
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, Y, epochs=3, batch_size=64, verbose=0, callbacks=[cb, Spy(), Interrupt(epoch=1, batch=1)])
+    assert refs  # the capture had been installed
+    # Keras calls no callback after the interrupt; the next training of the model removes
+    # the capture before it traces, so it never runs the capturing step.
+    model.fit(X, Y, epochs=1, batch_size=64, verbose=0)
+    assert not _capture_installed(model, cb)
+    assert _all_dead(refs), "the gradient buffers are still referenced"
+    model.train_on_batch(X[:8], Y[:8])
+    assert "apply" not in vars(model.optimizer)
+
+
+def test_capture_removed_at_once_when_a_train_step_raises(tmp_path):
+    # The loss checks its input inside the traced train step: the third batch holds a NaN,
+    # so the step raises InvalidArgumentError from inside model.train_function.
+    x = X.copy()
+    x[130, 0] = np.nan
+
+    def loss(y_true, y_pred):
+        return keras.losses.mean_squared_error(tf.debugging.check_numerics(y_true, "y"), y_pred)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(1, name="d")], name="net")
+    model.compile(optimizer="sgd", loss=loss)
+    cb = HistogramCallback(str(tmp_path), gradients=True, write_graph=False)
+    y = np.where(np.isnan(x[:, :1]), np.nan, Y)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        model.fit(x, y, epochs=2, batch_size=64, shuffle=False, verbose=0, callbacks=[cb])
+    assert not _capture_installed(model, cb)  # removed before fit returned control
+    assert model.train_function is None
+
+
+def test_capture_removed_at_once_when_its_own_logging_raises(tmp_path):
+    class PoisonKernel(keras.callbacks.Callback):  # runs before HistogramCallback at epoch end
+        def on_epoch_end(self, epoch, logs=None):
+            kernel = self.model.get_layer("d1").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+
+    model = make_model()
+    cb = HistogramCallback(str(tmp_path), gradients=True, nonfinite="raise", write_graph=False)
+    with pytest.raises(ValueError, match="nonfinite='raise'"):
+        model.fit(X, Y, epochs=2, batch_size=128, verbose=0, callbacks=[PoisonKernel(), cb])
+    assert not _capture_installed(model, cb)
+
+
+def test_same_callback_reused_after_an_interrupted_fit(tmp_path):
+    model = make_model()
+    cb = HistogramCallback(str(tmp_path), gradients=True, write_graph=False)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, Y, epochs=2, batch_size=128, verbose=0, callbacks=[cb, Interrupt(epoch=0)])
+    history = model.fit(X, Y, epochs=2, batch_size=128, verbose=0, callbacks=[cb])
+    assert len(history.history["loss"]) == 2
+    assert not _capture_installed(model, cb)
+    series = H.TBReader(str(tmp_path)).histogram_series("train", "net/d1/kernel/gradient")
+    assert [s for s, _ in series] == [0, 1]  # the second fit's gradients (steps restart at 0)
+    assert all(t[:, 2].sum() == 20 * 8 for _, t in series)
+
+
+# ------------------------------------------------------------ constructor arguments
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"histogram_freq": -1}, ValueError, "histogram_freq must be >= 0"),
+    ({"histogram_freq": 1.5}, TypeError, "histogram_freq must be an integer"),
+    ({"histogram_freq": True}, TypeError, "histogram_freq must be an integer"),
+    ({"histogram_freq": "1"}, TypeError, "histogram_freq must be an integer"),
+    ({"buckets": "x"}, TypeError, "buckets must be an integer or None"),
+    ({"buckets": 2.5}, TypeError, "buckets must be an integer or None"),
+    ({"buckets": True}, TypeError, "buckets must be an integer or None"),
+    ({"buckets": 2**25}, ValueError, "above the limit"),
+    ({"nonfinite": "drop"}, ValueError, "nonfinite must be one of"),
+    ({"gradients": "yes"}, TypeError, "gradients must be True or False"),
+])
+def test_constructor_rejects_bad_arguments(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        HistogramCallback(str(tmp_path), **kwargs)
+
+
+def test_constructor_accepts_numpy_integers_and_zero(tmp_path):
+    cb = HistogramCallback(str(tmp_path), histogram_freq=np.int64(2), buckets=np.int32(5), write_graph=False)
+    assert (cb.histogram_freq, cb.buckets) == (2, 5) and type(cb.buckets) is int
+    off = HistogramCallback(str(tmp_path / "off"), histogram_freq=0, gradients=True, write_graph=False)
+    model = make_model()
+    model.fit(X, Y, epochs=1, batch_size=128, verbose=0, callbacks=[off])
+    assert H.TBReader(str(tmp_path / "off")).histogram_tags() == {}  # histogram_freq=0: none at all
+    assert not _capture_installed(model, off)

@@ -235,6 +235,60 @@ def test_invalid_buckets_rejected(tmp_path):
     writer.close()
 
 
+# Values tf.summary.histogram refuses with TypeError: bool of every kind, floats, strings.
+_TYPE_ERROR_BUCKETS = {
+    "True": lambda: True,
+    "False": lambda: False,
+    "np.True_": lambda: np.bool_(True),
+    "float": lambda: 3.0,
+    "str": lambda: "3",
+    "bool tensor": lambda: tf.constant(True),
+    "float tensor": lambda: tf.constant(3.0),
+}
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("case", list(_TYPE_ERROR_BUCKETS))
+def test_bool_and_float_buckets_raise_type_error_like_tf(tmp_path, case, graph):
+    buckets = _TYPE_ERROR_BUCKETS[case]()
+    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
+    for mod in (tf.summary, hsummary):  # TensorFlow is the oracle: it raises TypeError too
+
+        def call(mod=mod):
+            return mod.histogram("x", [1.0, 2.0, 3.0], step=0, buckets=buckets)
+
+        with writer.as_default(), pytest.raises(TypeError):
+            tf.function(call)() if graph else call()
+    writer.close()
+    assert H.summary_values(str(tmp_path / "run")) == []  # nothing was written
+
+
+def test_bool_buckets_raise_even_when_not_recording():
+    # No default writer: TF would only find out at the first step that writes.
+    with pytest.raises(TypeError, match="bool"):
+        hsummary.histogram("x", [1.0], step=0, buckets=True)
+
+
+def test_non_scalar_bucket_tensor_raises_value_error_like_tf(tmp_path):
+    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
+    with writer.as_default():
+        for mod in (tf.summary, hsummary):
+            with pytest.raises(ValueError):
+                mod.histogram("x", [1.0], step=0, buckets=tf.constant([3]))
+    writer.close()
+
+
+def test_integer_bucket_tensors_and_variables_accepted(tmp_path):
+    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
+    with writer.as_default():
+        assert bool(hsummary.histogram("a", [1.0, 2.0], step=0, buckets=tf.constant(4)))
+        assert bool(hsummary.histogram("b", [1.0, 2.0], step=0, buckets=tf.Variable(5)))
+        assert bool(hsummary.histogram("c", [1.0, 2.0], step=0, buckets=np.array(6)))
+    writer.close()
+    shapes = {v.tag: tuple(d.size for d in v.tensor.tensor_shape.dim) for _, v in H.summary_values(str(tmp_path / "run"))}
+    assert shapes == {"a": (4, 3), "b": (5, 3), "c": (6, 3)}
+
+
 # ---------------------------------------------------------------- non-finite values
 
 
