@@ -13,6 +13,7 @@
 #include "cpu/engine.hpp"
 #include "cuda/engine.hpp"
 #include "cuda/emulator/emulator.hpp"
+#include "cuda/emulator/probes.hpp"
 #include "cuda/policy.hpp"
 
 namespace py = pybind11;
@@ -63,20 +64,22 @@ PYBIND11_MODULE(_cpu, m) {
       m, "EmulatedCudaEngine",
       "The CUDA engine's kernels run on the host, block by block and thread by thread (no GPU needed).")
       .def(py::init([](int multiprocessors, int smem_per_block, int smem_per_multiprocessor, int threads_per_multiprocessor,
-                       bool verify_plan) {
+                       bool verify_plan, std::uint64_t memory_limit) {
              cuda::DeviceProps p = cuda::EmulatedCudaEngine::default_props();
              if (multiprocessors > 0) p.multiprocessors = multiprocessors;
              if (smem_per_block > 0) p.smem_per_block_optin = smem_per_block;
              if (smem_per_multiprocessor > 0) p.smem_per_multiprocessor = smem_per_multiprocessor;
              if (threads_per_multiprocessor > 0) p.threads_per_multiprocessor = threads_per_multiprocessor;
+             p.memory_limit = memory_limit;
              cuda::EmulatedCudaEngine e(p);
              e.set_verify_plan(verify_plan);
              return e;
            }),
            py::arg("multiprocessors") = 0, py::arg("smem_per_block") = 0, py::arg("smem_per_multiprocessor") = 0,
-           py::arg("threads_per_multiprocessor") = 0, py::arg("verify_plan") = false,
+           py::arg("threads_per_multiprocessor") = 0, py::arg("verify_plan") = false, py::arg("memory_limit") = 0,
            "The emulated device's properties (0: the default, a small GPU with sm_86's 99 KiB of shared "
-           "memory per block); verify_plan: check every device plan against core's, whatever k.")
+           "memory per block); verify_plan: check every device plan against core's, whatever k; "
+           "memory_limit: device bytes it may allocate (0: any), for failure tests.")
       .def("trace", &cuda::EmulatedCudaEngine::trace, "The runtime calls made so far (stream ordering, launches).")
       .def("pinned_bytes", &cuda::EmulatedCudaEngine::pinned_bytes, "Pinned host memory its pool holds for reuse.")
       .def(
@@ -109,6 +112,8 @@ PYBIND11_MODULE(_cpu, m) {
       py::arg("k"), py::arg("key_size"), py::arg("cap") = cuda::kCountSmemCap,
       "The shared-memory mode of a GPU count pass of k buckets (csrc/cuda/policy.hpp): 0 lane counters, "
       "1 shared counters, 2 shared table, 3 global table.");
+  m.def("_emulator_probe", &simt::emu::run_probe, py::arg("name"),
+        "Runs one of the emulator's misbehaving test kernels: 'raised: ...' or 'ok: ...'.");
   m.def(
       "emulator_counters",
       [] {

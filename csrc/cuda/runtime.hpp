@@ -22,6 +22,7 @@ struct DeviceProps {
   int smem_per_multiprocessor = 100 * 1024;
   int threads_per_multiprocessor = 2048;
   bool stream_ordered_allocation = false;
+  std::uint64_t memory_limit = 0;  // emulator only: device memory it may hand out (0: any)
 };
 
 class Runtime {

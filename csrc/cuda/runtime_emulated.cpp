@@ -2,6 +2,7 @@
 // returns (streams are trivially ordered), kernels run in the emulator. It keeps a trace of the
 // calls that order streams, so that tests can check what a batch asks of a real device.
 #include <cstdlib>
+#include <stdexcept>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "cuda/batch_kernel.cuh"
+#include "cuda/emulator/emulator.hpp"
 #include "cuda/engine.hpp"
 #include "cuda/kernels_host.hpp"
 #include "cuda/runtime.hpp"
@@ -30,13 +32,32 @@ class EmulatedRuntime final : public Runtime {
   }
   int pointer_device(const void*) override { return 0; }  // host memory is the device's
 
+  // Device memory starts as garbage, between guard pages: a kernel reading past an allocation
+  // raises instead of reading a neighbour's bytes.
   void* device_alloc(std::size_t bytes, Stream) override {
-    void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
-    if (!p) throw std::bad_alloc();
-    std::memset(p, 0xA5, bytes);  // device memory starts as garbage
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (props_.memory_limit && in_use_ + bytes > props_.memory_limit)
+        throw std::runtime_error("histgpu emulator: out of device memory (cudaErrorMemoryAllocation)");
+      in_use_ += bytes;
+    }
+    void* p = simt::emu::guarded_alloc(bytes, 0xA5);
+    std::lock_guard<std::mutex> lock(mu_);
+    sizes_.emplace_back(p, bytes);
     return p;
   }
-  void device_free(void* p, Stream) override { std::free(p); }
+  void device_free(void* p, Stream) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = sizes_.begin(); it != sizes_.end(); ++it)
+        if (it->first == p) {
+          in_use_ -= it->second;
+          sizes_.erase(it);
+          break;
+        }
+    }
+    simt::emu::guarded_free(p);
+  }
   void* pinned_alloc(std::size_t bytes) override {
     void* p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
     if (!p) throw std::bad_alloc();
@@ -93,6 +114,8 @@ class EmulatedRuntime final : public Runtime {
   }
   DeviceProps props_;
   std::uint64_t events_ = 0;
+  std::uint64_t in_use_ = 0;
+  std::vector<std::pair<void*, std::size_t>> sizes_;
   mutable std::mutex mu_;
   std::vector<std::string> trace_;
 };

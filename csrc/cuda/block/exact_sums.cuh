@@ -23,13 +23,15 @@ template <class K> struct ExactWindow;
 // float32: m < 2^24. Sum terms < 2^40 in an int64; squares < 2^78 in 96 bits (u64 + u32).
 // Per chunk a thread adds at most kChunk values (2^16): no overflow before the flush.
 template <> struct ExactWindow<float> {
+  // No window yet: lo_bits() is then the bit pattern of +inf, so no finite value is "in" it.
+  static constexpr int kNone = 255;
   int base;
   long long sum;
   simt::u64 sq_lo;
   simt::u32 sq_hi;
 
   HISTGPU_DEVICE void reset() {
-    base = -1;
+    base = kNone;
     sum = 0;
     sq_lo = 0;
     sq_hi = 0;
@@ -54,7 +56,7 @@ template <> struct ExactWindow<float> {
   }
 
   HISTGPU_DEVICE void flush(simt::u64* bins) {
-    if (base < 0 || (sum == 0 && sq_lo == 0 && sq_hi == 0)) return;
+    if (base == kNone || (sum == 0 && sq_lo == 0 && sq_hi == 0)) return;
     simt::u64* bin = bins + static_cast<simt::u64>(base) * kBinWords;
     const simt::u64 s[kSumWords] = {static_cast<simt::u64>(sum), sum < 0 ? ~0ull : 0ull};
     const simt::u64 q[kSqWords] = {sq_lo, sq_hi, 0, 0};
@@ -71,7 +73,7 @@ template <> struct ExactWindow<float> {
     const simt::u32 u = b & 0x7fffffffu;
     if (u == 0) return;
     const int e = u >> 23 ? static_cast<int>(u >> 23) : 1;
-    if (base < 0 || e >= base + kWindow) {
+    if (base == kNone || e >= base + kWindow) {
       flush(bins);
       base = e - (kWindow - 1 - kWindowHeadroom);
       base = base < 1 ? 1 : base;

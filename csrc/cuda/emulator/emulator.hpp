@@ -10,6 +10,9 @@
 //
 // Shared memory is fresh for every block and filled with a non-zero pattern, as garbage would
 // be on a GPU, so a kernel that reads shared memory it never wrote gives wrong results here.
+// Shared memory and emulated device allocations end at an inaccessible guard page (and start
+// after one): a kernel that reads or writes past them raises std::runtime_error naming the
+// address, where a GPU would stop with an illegal-address error.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -47,6 +50,11 @@ void sync_block();
 std::uint64_t shfl_xor(std::uint64_t value, int lane_mask);
 std::uint32_t match_any(std::uint32_t value);
 std::uint32_t ballot(bool predicate);
+
+// Memory whose first byte follows a guard page and whose last byte precedes one (aligned to
+// 256 bytes, like device memory), filled with `fill`; for the emulated device's allocations.
+void* guarded_alloc(std::size_t bytes, unsigned char fill);
+void guarded_free(void* p);
 
 // Work done by the emulator on this OS thread since it started (for the docs' figures).
 struct Counters {
