@@ -83,11 +83,23 @@ tensorboard: $(STAMP_DEPS)
 bench: $(STAMP_BUILD) $(STAMP_BENCH)
 	$(PY) -m benchmarks $(if $(FULL),--full,) $(BENCH_ARGS)
 
+# Static facts of the CUDA kernels (registers, spills, occupancy, SASS per element), from the
+# compiler alone: rewrites benchmarks/results/gpu_static.md and fails on a failed check.
+.PHONY: gpu-static
+gpu-static: $(STAMP_DEPS)
+	$(PY) benchmarks/gpu/static_report.py --check
+
 clean:
 	rm -rf build _skbuild dist *.egg-info .pytest_cache .hypothesis
 	rm -f histgpu/*.so
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(STAMP_BUILD)
 
-distclean: clean
+dist# Static facts of the CUDA kernels (registers, spills, occupancy, SASS per element), from the
+# compiler alone: rewrites benchmarks/results/gpu_static.md and fails on a failed check.
+.PHONY: gpu-static
+gpu-static: $(STAMP_DEPS)
+	$(PY) benchmarks/gpu/static_report.py --check
+
+clean: clean
 	rm -rf $(VENV)

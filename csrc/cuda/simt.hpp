@@ -47,6 +47,14 @@ HISTGPU_DEVICE u64 atomic_max(u64* p, u64 v) { return atomicMax(p, v); }
 HISTGPU_DEVICE uint4 load16(const uint4* p) { return __ldg(p); }
 HISTGPU_DEVICE int popc(u32 v) { return __popc(v); }
 HISTGPU_DEVICE int first_lane(u32 v) { return __ffs(static_cast<int>(v)) - 1; }
+// The high word of (hi:lo) << s, 0 <= s < 32.
+HISTGPU_DEVICE u32 funnel_left(u32 lo, u32 hi, u32 s) { return __funnelshift_l(lo, hi, s); }
+// (a2:a1:a0) += (b2:b1:b0), one carry chain.
+HISTGPU_DEVICE void add3_words(u32& a0, u32& a1, u32& a2, u32 b0, u32 b1, u32 b2) {
+  asm("add.cc.u32 %0, %0, %3;\n\taddc.cc.u32 %1, %1, %4;\n\taddc.u32 %2, %2, %5;"
+      : "+r"(a0), "+r"(a1), "+r"(a2)
+      : "r"(b0), "r"(b1), "r"(b2));
+}
 
 #else
 
@@ -82,8 +90,24 @@ inline uint4 load16(const uint4* p) {
 }
 inline int popc(u32 v) { return __builtin_popcount(v); }
 inline int first_lane(u32 v) { return __builtin_ffs(static_cast<int>(v)) - 1; }
+inline u32 funnel_left(u32 lo, u32 hi, u32 s) { return s ? (hi << s) | (lo >> (32 - s)) : hi; }
+inline void add3_words(u32& a0, u32& a1, u32& a2, u32 b0, u32 b1, u32 b2) {
+  const u64 low = (static_cast<u64>(a1) << 32 | a0) + (static_cast<u64>(b1) << 32 | b0);
+  const u32 carry = low < (static_cast<u64>(b1) << 32 | b0) ? 1u : 0u;
+  a0 = static_cast<u32>(low);
+  a1 = static_cast<u32>(low >> 32);
+  a2 += b2 + carry;
+}
 
 #endif
+
+// 2^n as a double, -1022 <= n <= 1023 (exact, no libm).
+HISTGPU_DEVICE double pow2(int n) {
+  const u64 bits = static_cast<u64>(n + 1023) << 52;
+  double d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
 
 HISTGPU_DEVICE unsigned lane_id() { return thread_rank() & (kWarp - 1); }
 

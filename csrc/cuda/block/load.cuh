@@ -8,6 +8,7 @@
 
 #include "core/dtypes.hpp"
 #include "cuda/device_types.hpp"
+#include "cuda/markers.hpp"
 #include "cuda/simt.hpp"
 
 namespace histgpu::cuda {
@@ -15,7 +16,10 @@ namespace histgpu::cuda {
 using simt::u32;
 using simt::u64;
 
-constexpr int kUnroll = 4;  // 16-byte loads in flight per thread
+// 16-byte loads in flight per thread: 8 values of 4 bytes or less each, but only 2 vectors of
+// float64 (4 values), whose wider arithmetic would otherwise spill registers.
+template <class S> constexpr int kUnroll = sizeof(S) == 8 ? 2 : 4;
+
 
 template <DType D> HISTGPU_DEVICE typename DTypeTraits<D>::Storage load_raw(const char* p, bool aligned) {
   using S = typename DTypeTraits<D>::Storage;
@@ -46,7 +50,26 @@ template <class K> HISTGPU_DEVICE K load_any(const char* p, int dtype, bool alig
   return K{};
 }
 
-// A contiguous tensor of dtype D: 16-byte loads, kUnroll in flight per thread.
+// The elements of one 16-byte vector, to the pass (four at a time where it takes them so).
+template <DType D, class F> HISTGPU_DEVICE void take_vector(const uint4& w, bool valid, F& f) {
+  using S = typename DTypeTraits<D>::Storage;
+  constexpr int V = 16 / sizeof(S);
+  S r[V];
+  memcpy(r, &w, sizeof r);
+  if constexpr (F::kVector4 && V % 4 == 0) {
+#pragma unroll
+    for (int j = 0; j < V; j += 4) {
+      const typename DTypeTraits<D>::Kernel x4[4] = {convert<D>(r[j]), convert<D>(r[j + 1]), convert<D>(r[j + 2]),
+                                                     convert<D>(r[j + 3])};
+      f.add4(x4, valid);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < V; ++j) f(convert<D>(r[j]), valid);
+  }
+}
+
+// A contiguous tensor of dtype D: 16-byte loads, kUnroll<S> in flight per thread.
 template <DType D, class F> HISTGPU_DEVICE void for_contiguous(const DevTensor& t, u64 a, u64 b, F& f) {
   using S = typename DTypeTraits<D>::Storage;
   constexpr int V = 16 / sizeof(S);
@@ -64,23 +87,30 @@ template <DType D, class F> HISTGPU_DEVICE void for_contiguous(const DevTensor& 
     f(convert<D>(valid ? p[i] : S{}), valid);
   }
   const uint4* vp = reinterpret_cast<const uint4*>(p + s);
-  const u64 step = bdim * kUnroll;
-  for (u64 v0 = 0; v0 < nvec; v0 += step) {
-    uint4 w[kUnroll];
+  constexpr int U = kUnroll<S>;
+  const u64 step = bdim * U;
+  // Iterations in which every thread's U vectors exist (no checks), then at most one
+  // partial iteration: the hot loop carries no bounds logic.
+  const u64 full = nvec / step * step;
+  u64 v0 = 0;
+  for (; v0 < full; v0 += step) {
+    HISTGPU_MARK_BEGIN();
+    uint4 w[U];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) w[u] = simt::load16(vp + v0 + static_cast<u64>(u) * bdim + tid);
+#pragma unroll
+    for (int u = 0; u < U; ++u) take_vector<D>(w[u], true, f);
+    HISTGPU_MARK_END();
+  }
+  if (v0 < nvec) {
+    uint4 w[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
       const u64 v = v0 + static_cast<u64>(u) * bdim + tid;
-      if (v < nvec) w[u] = simt::load16(vp + v);
-      else w[u] = uint4{0, 0, 0, 0};
+      w[u] = v < nvec ? simt::load16(vp + v) : uint4{0, 0, 0, 0};
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const bool valid = v0 + static_cast<u64>(u) * bdim + tid < nvec;
-      S r[V];
-      memcpy(r, &w[u], sizeof r);
-#pragma unroll
-      for (int j = 0; j < V; ++j) f(convert<D>(r[j]), valid);
-    }
+    for (int u = 0; u < U; ++u) take_vector<D>(w[u], v0 + static_cast<u64>(u) * bdim + tid < nvec, f);
   }
   for (u64 i0 = tail; i0 < b; i0 += bdim) {
     const u64 i = i0 + tid;

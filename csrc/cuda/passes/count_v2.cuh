@@ -4,6 +4,7 @@
 #include "core/bucket_search.hpp"
 #include "core/ordered.hpp"
 #include "cuda/device_types.hpp"
+#include "cuda/markers.hpp"
 #include "cuda/policy.hpp"
 #include "cuda/simt.hpp"
 
@@ -19,6 +20,7 @@ template <class C> HISTGPU_DEVICE void count_aggregated(C* c, int g, bool valid)
 
 template <class K, CountMode kMode> struct CountPass {
   static constexpr bool kTableInShared = kMode != CountMode::GlobalTable;
+  static constexpr bool kVector4 = false;
   unsigned char* smem;
   const K* T;
   simt::u32* sh;
@@ -52,18 +54,17 @@ template <class K, CountMode kMode> struct CountPass {
   HISTGPU_DEVICE bool skip() const { return !active; }
   HISTGPU_DEVICE void operator()(K x, bool valid) {
     valid = valid && is_finite_bits<K>(bits_of(x));
+    x = valid ? x : lo;  // what is not counted takes bucket 0's path: no branch on validity
     K q = (x - lo) * scale;
-    q = q > K(0) ? q : K(0);  // NaN (0 * inf) lands on 0 too
+    q = q > K(0) ? q : K(0);
     q = q < gmax ? q : gmax;
     int g = static_cast<int>(q);
-    if (valid) {
-      if (x >= T[g + 1]) {
-        ++g;
-        if (x >= T[g + 1]) g = search_bucket(x, T, k);
-      } else if (x < T[g]) {
-        --g;
-        if (x < T[g]) g = search_bucket(x, T, k);
-      }
+    if (x >= T[g + 1]) {
+      ++g;
+      if (x >= T[g + 1]) g = search_bucket(x, T, k);
+    } else if (x < T[g]) {
+      --g;
+      if (x < T[g]) g = search_bucket(x, T, k);
     }
     if constexpr (kMode == CountMode::LaneCounters) {
       if (valid) simt::atomic_add(&sh[g * static_cast<int>(simt::kWarp) + static_cast<int>(simt::lane_id())], 1u);

@@ -10,7 +10,8 @@ namespace histgpu::cuda {
 // tensor; skip() (block-uniform); operator()(x, valid) per element; end_chunk() per thread
 // after each chunk; flush() when the block leaves the tensor.
 template <class K> struct RangePass {
-  RangeState st;
+  static constexpr bool kVector4 = false;
+  RangeState<K> st;
   HISTGPU_DEVICE void init(unsigned char*, int) { st.reset(); }
   HISTGPU_DEVICE void begin(const LaunchArgs&, const DevTensor&, int) {}
   HISTGPU_DEVICE bool skip() const { return false; }

@@ -10,6 +10,7 @@
 #include "cuda/block/exact_sums.cuh"
 #include "cuda/block/range_state.cuh"
 #include "cuda/device_types.hpp"
+#include "cuda/markers.hpp"
 #include "cuda/policy.hpp"
 #include "cuda/simt.hpp"
 
@@ -26,12 +27,13 @@ template <class K> HISTGPU_HD_CONSTEXPR std::uint64_t v1_smem_bytes(int nb) {
 }
 
 template <class K> struct V1Common {
+  static constexpr bool kVector4 = false;
   const V1Guess* guess;
   simt::u32* counters;
   const double* T64;
   simt::u64* bins;
   int nb;
-  RangeState st;
+  RangeState<K> st;
   ExactWindow<K> sums;
 
   HISTGPU_DEVICE void init(unsigned char*, int) {
@@ -65,26 +67,60 @@ template <class K> struct V1Common {
 };
 
 template <> struct V1Pass<float> : V1Common<float> {
+  static constexpr bool kVector4 = true;  // for_contiguous hands over 4 values at a time
   unsigned char* smem;
   HISTGPU_DEVICE void init(unsigned char* s, int bytes) {
     smem = s;
     V1Common<float>::init(s, bytes);
   }
   HISTGPU_DEVICE void begin(const LaunchArgs& a, const DevTensor& t, int) { V1Common<float>::begin(a, t, smem); }
+
+  // The bucket and the range of a finite value.
+  HISTGPU_DEVICE void count(float x, simt::u32 b) {
+    const simt::u32 key = b ^ (static_cast<simt::u32>(static_cast<std::int32_t>(b) >> 31) | 0x80000000u);
+    st.add_key(key);
+    const V1Guess gs = guess[key >> (32 - kV1GuessBits)];
+    simt::atomic_add(&counters[gs.bucket + (x >= gs.next ? 1 : 0)], 1u);
+  }
+
   HISTGPU_DEVICE void operator()(float x, bool valid) {
     if (!valid) return;
     const simt::u32 b = bits_of(x);
     const simt::u32 u = b & 0x7fffffffu;
     if (u >= 0x7f800000u) {  // NaN or +-Inf: counted, left out of everything else
-      st.add_nonfinite<float>(b);
+      HISTGPU_MARK_RARE();
+      st.add_nonfinite(b);
       return;
     }
-    const simt::u32 key = b ^ (static_cast<simt::u32>(static_cast<std::int32_t>(b) >> 31) | 0x80000000u);
-    st.add_key(key);
-    const V1Guess gs = guess[key >> (32 - kV1GuessBits)];
-    simt::atomic_add(&counters[gs.bucket + (x >= gs.next ? 1 : 0)], 1u);
-    if (u - sums.lo_bits() < ExactWindow<float>::kSpan) sums.add_in_window(b, u);
+    count(x, b);
+    if (u - sums.lo_bits() < ExactWindow<float>::kSpan) sums.add_in_window(x, u);
     else sums.add(b, bins);
+  }
+
+  // Four values: one test whether all of them are finite zeros or inside the sum window (nearly
+  // always), then the fast path; otherwise each goes the general way.
+  HISTGPU_DEVICE void add4(const float (&x)[4], bool valid) {
+    if (!valid) return;
+    const simt::u32 lo = sums.lo_bits();
+    simt::u32 b[4], u[4];
+    bool fast = true;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      b[i] = bits_of(x[i]);
+      u[i] = b[i] & 0x7fffffffu;
+      fast &= (u[i] - lo < ExactWindow<float>::kSpan) | (u[i] == 0);
+    }
+    if (!fast) {
+      HISTGPU_MARK_RARE();
+#pragma unroll
+      for (int i = 0; i < 4; ++i) (*this)(x[i], true);
+      return;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      count(x[i], b[i]);
+      sums.add_in_window(x[i], u[i]);
+    }
   }
 };
 
@@ -100,7 +136,8 @@ template <> struct V1Pass<double> : V1Common<double> {
     const simt::u64 b = bits_of(x);
     const simt::u64 u = b & 0x7fffffffffffffffull;
     if (u >= 0x7ff0000000000000ull) {
-      st.add_nonfinite<double>(b);
+      HISTGPU_MARK_RARE();
+      st.add_nonfinite(b);
       return;
     }
     st.add_key(ordered_key(x));
