@@ -3,8 +3,10 @@
 ::
 
     histgpu inspect LOGDIR [--out DIR] [--tags REGEX] [--runs REGEX] [threshold options]
+    histgpu selftest [-v]
 
-Exit status: 0 on success (flags or not), 1 when no histogram was found or, with
+``selftest`` exits with 0 only when every engine that ran gave the baseline CPU build's bits.
+``inspect``'s exit status: 0 on success (flags or not), 1 when no histogram was found or, with
 ``--strict``, when any problem flag was raised, 2 for usage errors (argparse), a
 missing logdir, a ``--tags``/``--runs``/``--grad-tags`` pattern that takes too long on
 one name (see :mod:`histgpu.inspect.patterns`), or an ``--out`` that cannot be written
@@ -119,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit with status 1 when any problem flag is raised")
     p.add_argument("-v", "--verbose", action="store_true", help="also print the evidence for trends")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
+    s = sub.add_parser(
+        "selftest",
+        help="check every engine of this machine against the CPU, bit for bit",
+        description=(
+            "Run each CPU kernel build, the CUDA kernels emulated on the host and every usable GPU on a "
+            "built-in adversarial set, and compare each with the baseline CPU build bit for bit. "
+            "Exit status 0 only if every engine that ran passed."
+        ),
+    )
+    s.add_argument("-v", "--verbose", action="store_true", help="list every failing case, not the first five")
     g = p.add_argument_group("thresholds", "when a flag is raised (the README has the same table)")
     defaults = Thresholds()
     for f in fields(Thresholds):
@@ -215,6 +227,10 @@ def main(argv: Optional[List[str]] = None, stdout: Optional[TextIO] = None, stde
     args = build_parser().parse_args(argv)
     if args.command == "inspect":
         return _inspect(args, stdout or sys.stdout, stderr or sys.stderr)
+    if args.command == "selftest":
+        from histgpu.selftest import run
+
+        return run(stdout or sys.stdout, verbose=args.verbose)
     return 2  # pragma: no cover - argparse enforces a known command
 
 

@@ -96,10 +96,19 @@ PYBIND11_MODULE(_cpu, m) {
           },
           py::arg("views"), py::arg("ks"), py::arg("producers") = std::vector<std::uintptr_t>{},
           "As _cuda.enqueue_v2_many, on the emulated device (streams are only traced there).");
+  // Dropping a PendingV2 never waits for a device; the GIL is released all the same.
   py::class_<cuda::PendingV2, std::unique_ptr<cuda::PendingV2, bindings::ReleasingGil>>(
-      m, "EmulatedPendingV2", "v2 histograms enqueued on the emulated device (complete on return).")
-      .def("done", &cuda::PendingV2::done)
-      .def("wait", &cuda::PendingV2::wait)
+      m, "PendingV2", "v2 histograms enqueued on a (real or emulated) GPU stream; results arrive in pinned memory.")
+      .def("done",
+           [](cuda::PendingV2& p) {
+             py::gil_scoped_release nogil;
+             return p.done();
+           })
+      .def("wait",
+           [](cuda::PendingV2& p) {
+             py::gil_scoped_release nogil;
+             p.wait();
+           })
       .def("results",
            [](cuda::PendingV2& p) {
              py::gil_scoped_release nogil;

@@ -85,26 +85,7 @@ PYBIND11_MODULE(_cuda, m) {
            "stream: a cudaStream_t as an integer (0: the legacy default stream); device: -1 for the "
            "device that holds each view's memory.");
 
-  // Dropping a PendingV2 never waits for the device; the GIL is released all the same.
-  py::class_<cuda::PendingV2, std::unique_ptr<cuda::PendingV2, bindings::ReleasingGil>>(
-      m, "PendingV2", "v2 histograms enqueued on a stream; results arrive in pinned memory.")
-      .def("done",
-           [](cuda::PendingV2& p) {
-             py::gil_scoped_release nogil;
-             return p.done();
-           })
-      .def("wait",
-           [](cuda::PendingV2& p) {
-             py::gil_scoped_release nogil;
-             p.wait();
-           })
-      .def("results",
-           [](cuda::PendingV2& p) {
-             py::gil_scoped_release nogil;
-             return p.results();
-           })
-      .def("__len__", &cuda::PendingV2::size);
-
+  // PendingV2 (the results of enqueue_v2_many) is registered by histgpu._cpu.
   m.def(
       "enqueue_v2_many",
       [](const std::vector<StridedView>& views, const std::vector<std::int64_t>& ks, std::uintptr_t stream,
@@ -122,6 +103,14 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("producers") = std::vector<std::uintptr_t>{},
       "Enqueues v2 histograms of many views on `stream` (a fixed number of launches), ordered after the "
       "producer streams' work so far and before their later work, and returns a PendingV2.");
+
+  py::class_<cuda::DeviceBuffer>(m, "DeviceBuffer", "Device memory holding a copy of host bytes.")
+      .def(py::init([](const py::bytes& data, int device) {
+             const std::string s = data;
+             return std::make_unique<cuda::DeviceBuffer>(s.data(), s.size(), device);
+           }),
+           py::arg("data"), py::arg("device") = 0)
+      .def_property_readonly("ptr", &cuda::DeviceBuffer::ptr);
 
   m.def(
       "_check_planner",

@@ -1,6 +1,7 @@
 // Questions about the machine's CUDA devices. None of these throws, and all answer sensibly
 // without a driver (the CUDA runtime is linked statically and loads the driver on first use).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,5 +24,20 @@ int runtime_version();
 int driver_version();
 int pointer_device(std::uintptr_t ptr);  // -1 for host or unknown memory
 std::string compiled_architectures();
+
+// Device memory holding a copy of host bytes (for histgpu selftest, which needs no framework to
+// put data on a GPU). Freed with the object.
+class DeviceBuffer {
+ public:
+  DeviceBuffer(const void* data, std::size_t bytes, int device);
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  std::uintptr_t ptr() const { return reinterpret_cast<std::uintptr_t>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  int device_ = 0;
+};
 
 }  // namespace histgpu::cuda

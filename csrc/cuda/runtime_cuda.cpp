@@ -210,4 +210,26 @@ int pointer_device(std::uintptr_t ptr) {
 
 std::string compiled_architectures() { return cuda_compiled_architectures(); }
 
+DeviceBuffer::DeviceBuffer(const void* data, std::size_t bytes, int device) : device_(device) {
+  int prev = 0;
+  check(cudaGetDevice(&prev), "cudaGetDevice");
+  check(cudaSetDevice(device), "cudaSetDevice");
+  const cudaError_t e = cudaMalloc(&ptr_, bytes + 64);
+  if (e == cudaSuccess && bytes) {
+    const cudaError_t c = cudaMemcpy(ptr_, data, bytes, cudaMemcpyHostToDevice);
+    if (c != cudaSuccess) {
+      cudaFree(ptr_);
+      ptr_ = nullptr;
+      cudaSetDevice(prev);
+      check(c, "cudaMemcpy");
+    }
+  }
+  cudaSetDevice(prev);
+  check(e, "cudaMalloc");
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (ptr_) cudaFree(ptr_);
+}
+
 }  // namespace histgpu::cuda

@@ -173,6 +173,9 @@ SPECIAL = {
     "signed_zeros": np.array([0.0, -0.0] * 1000, np.float32),
     "negative_zero_only": np.full(33, -0.0, np.float64),
     "all_nan": np.full(1000, np.nan, np.float64),
+    "all_nan_f32": np.full(5000, np.nan, np.float32),  # the vector path before any sum window exists
+    "nan_first_f32": np.concatenate([np.full(64, np.nan, np.float32), np.linspace(-3, 3, 5000, dtype=np.float32)]),
+    "near_f32_max_with_nan_and_inf": np.array([3.3e38, -3.0e38, np.nan, np.inf, 1e38] * 2000, np.float32),
     "nan_inf_and_one": np.array([np.nan, np.inf, -np.inf, 3.0] * 100, np.float32),
     "subnormals_f64": np.array([5e-324, 1e-310, -2e-320, 0.0] * 500, np.float64),
     "subnormals_f32": np.array([1e-45, 1e-40, -3e-39, 0.0] * 500, np.float32),

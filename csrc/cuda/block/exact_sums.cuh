@@ -26,19 +26,22 @@ template <class K> struct ExactWindow;
 // at most kChunk / 512 = 128 per chunk, then flushes). Squares m^2 << 2 (e - base) < 2^78 go into
 // three 32-bit words with one carry chain.
 template <> struct ExactWindow<float> {
-  // No window yet: lo_bits() is then the bit pattern of +inf, so no finite value is "in" it.
-  static constexpr int kNone = 255;
+  static constexpr int kNone = 255;  // no window yet
+  // Windows end below exponent field 255, so NaN and infinities are never "in" one.
+  static constexpr int kTopBase = 255 - kWindow;
   int base;
+  simt::u32 lo;  // base << 23, or 2^31 without a window (then (u - lo) < span for no u)
   double sum;
   simt::u32 sq0, sq1, sq2;
 
   HISTGPU_DEVICE void reset() {
     base = kNone;
+    lo = 0x80000000u;
     sum = 0.0;
     sq0 = sq1 = sq2 = 0;
   }
   // The window's exponent range in terms of |x|'s bits: in window iff (u - lo) < span.
-  HISTGPU_DEVICE simt::u32 lo_bits() const { return static_cast<simt::u32>(base) << 23; }
+  HISTGPU_DEVICE simt::u32 lo_bits() const { return lo; }
   static constexpr simt::u32 kSpan = static_cast<simt::u32>(kWindow) << 23;
 
   // Adds x (bits b, |x| bits u) that lies in the window, or is zero (m = 0 then adds nothing).
@@ -74,7 +77,8 @@ template <> struct ExactWindow<float> {
       HISTGPU_MARK_RARE();
       flush(bins);
       base = e - (kWindow - 1 - kWindowHeadroom);
-      base = base < 1 ? 1 : base;
+      base = base < 1 ? 1 : (base > kTopBase ? kTopBase : base);
+      lo = static_cast<simt::u32>(base) << 23;
     }
     if (e >= base && (u >> 23) != 0) {
       add_in_window(from_bits<float>(b), u);
