@@ -1,4 +1,4 @@
-"""A small run of every CUDA path, for compute-sanitizer (memcheck, racecheck):
+"""A small run of every CUDA path, for compute-sanitizer (memcheck, racecheck, synccheck):
 
     compute-sanitizer --tool memcheck --error-exitcode 9 python3 benchmarks/gpu/sanitize_case.py
 
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 import histgpu
-from histgpu import _cuda_backend
+from histgpu import _cuda_async
 
 try:
     import cupy
@@ -43,7 +43,8 @@ def main():
     x64 = (rng.standard_normal(3000) * 1e10).astype(np.float64)
     xi8 = rng.integers(-128, 127, 5000, dtype=np.int8)
     xs = rng.standard_normal((300, 40)).astype(np.float16)
-    for host, ks in [(x32, (1, 30, 1000, 70000)), (x64, (30,)), (xi8, (7,)), (xs, (30,))]:
+    # k across every count mode: lane counters, shared counters, shared table, global table
+    for host, ks in [(x32, (1, 30, 1000, 9000, 70000)), (x64, (30, 5000)), (xi8, (7,)), (xs, (30,))]:
         dev = up(host)
         for k in ks:
             with np.errstate(all="ignore"):
@@ -56,7 +57,7 @@ def main():
             bad += 1
     strided = up(rng.standard_normal((200, 30)).astype(np.float32))[:, 3:20:2]
     hs = histgpu.histogram_many([up(x32), up(x64), strided, up(xi8)], [30, 5, 30, 3])
-    p = _cuda_backend.enqueue_histograms([up(x32), up(xs)], 30)
+    p = _cuda_async.enqueue_histograms([up(x32), up(xs)], 30)
     p.results()
     print("histograms:", len(hs) + 2, "mismatches:", bad)
     return 1 if bad else 0
