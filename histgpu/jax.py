@@ -254,7 +254,7 @@ def tree_tags(tree: Any, prefix: Optional[str] = None, *, is_leaf: Optional[Call
     Raises
     ------
     ValueError
-        Two leaves would get the same tag (keys whose text is the same, ``1`` and ``"1"``).
+        Two leaves would get the same tag (``{"a/b": x, "a": {"b": y}}``).
     """
     if prefix is not None and (not isinstance(prefix, str) or not prefix):
         raise TypeError(f"prefix must be a non-empty str or None, not {prefix!r}")

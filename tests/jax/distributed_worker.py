@@ -129,6 +129,19 @@ def main() -> int:
                 for bins in ("tensorflow", 30):
                     ref.add_histograms({t: np.asarray(v) for t, v in hjax.tree_tags(tree, str(bins))}, step,
                                        bins=bins, walltime=100.0 + step)
+    # The same pytree logged from inside jit: each process passes its own writer; JAX runs the
+    # host callback once, in the process that holds the computation's first device.
+    jit_writer = histgpu.SummaryWriter(os.path.join(logdir, f"jit{pid}"))
+
+    @jax.jit
+    def step_fn(tree, step):
+        hjax.log_histograms_jit(jit_writer, tree, step, bins=30, prefix="30")
+        return jax.tree_util.tree_map(lambda a: a * 1, tree)
+
+    for step in range(2):
+        step_fn(sharded, step)
+    jax.effects_barrier()
+    jit_writer.close()
     multihost_utils.sync_global_devices("histgpu test done")
     jax.distributed.shutdown()
     report["failures"] = failures

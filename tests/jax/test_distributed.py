@@ -80,3 +80,8 @@ def test_two_process_job_is_exact(tmp_path, x64):
             assert naive == {"dtype": "int32", "values": [[0, -3], [1, -3]]}
     got, want = _summaries(str(tmp_path / "jax")), _summaries(str(tmp_path / "ref"))
     assert len(got) == 4 and got == want
+    # log_histograms_jit: one process ran the callback and wrote both steps, the other nothing;
+    # the events are those of log_histograms (bins=30) outside jit
+    jitted = [_summaries(str(tmp_path / f"jit{pid}")) for pid in range(NPROC)]
+    assert sorted(len(j) for j in jitted) == [0, 2]
+    assert max(jitted, key=len) == [w for w in want if b'30/params' in w[1]]
