@@ -34,7 +34,7 @@ __all__ = [
 
 # Modules that need TensorBoard or TensorFlow are imported on first use, so `import histgpu`
 # stays light (and TensorFlow-free) for PyTorch/JAX users and for the CPU engine alone.
-_LAZY_MODULES = ("summary", "keras", "writer", "proto", "distribute", "inspect", "sharded")
+_LAZY_MODULES = ("summary", "keras", "writer", "proto", "distribute", "inspect", "sharded", "jax")
 _LAZY_NAMES = {"histogram_proto": "proto", "SummaryWriter": "writer"}
 
 
