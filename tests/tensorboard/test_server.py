@@ -111,7 +111,7 @@ def logdir(tmp_path_factory) -> Tuple[str, Dict[Tuple[str, str], Series], Dict[T
         for step in range(2):
             x = _data(30 + step)
             sw.add_histogram("writer/v1", x, global_step=step)
-            sw.add_histogram("writer/v2", x, global_step=step, bins=15)
+            sw.add_histogram("writer/v2", x, global_step=step, bins=15, layout="v2")
             expect_v1("writer", "writer/v1", step, x)
             expect("writer", "writer/v2", step, H.tb_buckets(x, 15))
 
@@ -129,7 +129,7 @@ def logdir(tmp_path_factory) -> Tuple[str, Dict[Tuple[str, str], Series], Dict[T
     w.close()
     with SummaryWriter(str(root / "nonfinite")) as sw, warnings.catch_warnings():
         warnings.simplefilter("ignore", histgpu.NonFiniteWarning)
-        sw.add_histogram("nan/writer", bad, global_step=1, bins=30)
+        sw.add_histogram("nan/writer", bad, global_step=1, bins=30, layout="v2")
     expect("nonfinite", "nan/v2", 1, H.tb_buckets(finite))
     expect_v1("nonfinite", "nan/v1", 1, finite)
     expect("nonfinite", "nan/writer", 1, H.tb_buckets(finite))
