@@ -550,22 +550,21 @@ class SummaryWriter:
 
         events.put(_failing_in(f"{len(tags)} histograms at step {global_step}", job))
 
-    def _add_histogram_proto(
+    def _add_value(
         self,
         tag: str,
-        proto: summary_pb2.HistogramProto,
+        value: summary_pb2.Summary.Value,
         global_step: Optional[int],
         walltime: Optional[float] = None,
         nonfinite: Tuple[int, int, int] = (0, 0, 0),
     ) -> None:
-        """Write a histogram computed elsewhere (histgpu.torch's sharded ones), with its
-        companion non-finite scalars."""
+        """Write a histogram value computed elsewhere (:mod:`histgpu.torch`'s histograms of
+        sharded tensors), with its companion non-finite scalars."""
         events = self._queue()
         _check_tag(tag)
         global_step = _check_step(global_step)
         wall = time.time() if walltime is None else float(walltime)
-        value = (summary_pb2.Summary.Value(tag=tag, histo=proto), nonfinite)
-        events.put_ready(_event(_summary([(tag, value)]), global_step, wall))
+        events.put_ready(_event(_summary([(tag, (value, nonfinite))]), global_step, wall))
 
     def add_scalar(
         self,
