@@ -17,7 +17,7 @@ FULL        ?=
 # Build dependencies (the extension is built without build isolation, inside .venv).
 BUILD_DEPS  := scikit-build-core pybind11 cmake ninja
 # Used only when pyproject.toml cannot be read (Python < 3.11 has no tomllib).
-FALLBACK_DEPS := numpy ml_dtypes tensorflow-cpu tensorboard protobuf pytest hypothesis
+FALLBACK_DEPS := numpy ml_dtypes tensorflow-cpu tensorboard protobuf pytest hypothesis torch==2.13.0+cpu
 FALLBACK_BENCH_DEPS := fast-histogram boost-histogram matplotlib
 
 # Prints pyproject's runtime dependencies plus the named extras, one per line.

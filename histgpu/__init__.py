@@ -8,10 +8,13 @@ array([[1., 2., 1.],
 ``histogram`` / ``compute`` give TensorBoard's v2 histogram (the ``[k, 3]`` tensor of
 ``tf.summary.histogram``); ``compute_v1`` / ``histogram_proto`` TensorFlow's v1
 ``HistogramProto`` (what ``tf.compat.v1.summary.histogram``, PyTorch and tensorboardX write).
-Shards of one tensor: :mod:`histgpu.sharded`. The rules: docs/semantics.md.
+``numpy_histogram`` is ``numpy.histogram`` counted by histgpu's engines. Shards of one tensor:
+:mod:`histgpu.sharded`; PyTorch (DTensor, FSDP2, the writer's layout): :mod:`histgpu.torch`.
+The rules: docs/semantics.md.
 """
 from ._api import build_info, compute, compute_v1, histogram, histogram_many
 from ._engine import v1_limits
+from ._numpy_bins import numpy_histogram
 from ._options import NonFiniteWarning
 from ._result import Histogram, V1Histogram, merge
 from ._version import __version__
@@ -23,6 +26,7 @@ __all__ = [
     "compute_v1",
     "histogram",
     "histogram_many",
+    "numpy_histogram",
     "v1_limits",
     "merge",
     "Histogram",
@@ -34,7 +38,7 @@ __all__ = [
 
 # Modules that need TensorBoard or TensorFlow are imported on first use, so `import histgpu`
 # stays light (and TensorFlow-free) for PyTorch/JAX users and for the CPU engine alone.
-_LAZY_MODULES = ("summary", "keras", "writer", "proto", "distribute", "inspect", "sharded", "jax")
+_LAZY_MODULES = ("summary", "keras", "writer", "proto", "distribute", "inspect", "sharded", "jax", "torch")
 _LAZY_NAMES = {"histogram_proto": "proto", "SummaryWriter": "writer"}
 
 

@@ -1,10 +1,12 @@
 """A PyTorch-style ``SummaryWriter`` for histograms that needs no TensorFlow.
 
-``add_histogram(tag, values, step)`` writes TensorFlow's v1 ``HistogramProto``, or with
-``bins=k`` TensorBoard's v2 ``[k, 3]`` bucket tensor; v2 histograms of GPU tensors are logged
-without waiting for the GPU. The event file and the background queue are in
-:mod:`histgpu._event_file`. Manual (asynchronous logging, errors, full disks, process exit):
-``docs/writer.md``.
+``add_histogram(tag, values, step, bins=..., max_bins=...)`` writes what
+``torch.utils.tensorboard.SummaryWriter.add_histogram`` writes (a v1 ``HistogramProto`` of
+``numpy.histogram``'s bins, counted by histgpu's engines: :mod:`histgpu._torch_layout`);
+``layout="v2"`` writes TensorBoard's v2 ``[k, 3]`` bucket tensor instead, and v2 histograms of
+GPU tensors are logged without waiting for the GPU. The event file and the background queue
+are in :mod:`histgpu._event_file`. Manual (asynchronous logging, errors, full disks, process
+exit): ``docs/writer.md``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import time
 import weakref
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union, cast
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union, cast
 
+import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 import histgpu
 from histgpu import _cuda_async, _input_device, _options
+from histgpu import _torch_layout as _tl
 from histgpu import proto as _proto
 from histgpu._event_file import EventFile, EventJob, EventQueue, finalize_queue
 
@@ -30,33 +35,57 @@ __all__ = ["SummaryWriter"]
 
 # ------------------------------------------------------------------------------ helpers
 
-Bins = Union[str, int]
+Bins = Union[str, int, Sequence[float], np.ndarray]
 _Value = Tuple[summary_pb2.Summary.Value, Tuple[int, int, int]]
 
-
-def _v2_buckets(bins: Bins) -> Optional[int]:
-    """None for ``bins="tensorflow"`` (the v1 proto), else the v2 bucket count."""
-    if isinstance(bins, str):
-        if bins != "tensorflow":
-            raise ValueError(
-                f"bins={bins!r}: histgpu supports bins='tensorflow' (TensorFlow's v1 HistogramProto) "
-                "or an int k (TensorBoard's v2 [k, 3] bucket tensor)"
-            )
-        return None
-    if isinstance(bins, bool):
-        raise TypeError("bins must be 'tensorflow' or an int, not a bool")
-    return _options.bucket_count(bins)
+#: ``layout=`` values: PyTorch's ``HistogramProto`` (the default), TensorBoard's v2 ``[k, 3]`` tensor.
+LAYOUTS = ("torch", "v2")
 
 
-def _host_value(tag: str, values: Any, k: Optional[int], description: Optional[str], nonfinite: str) -> _Value:
-    """Summary value of `values`, computed now (host data, or the v1 proto of any data)."""
-    if k is None:
-        h1 = histgpu.compute_v1(values, nonfinite=nonfinite)
-        value = summary_pb2.Summary.Value(tag=tag, histo=_proto.v1_to_proto(h1))
+@dataclass(frozen=True)
+class _Spec:
+    """A checked (bins, max_bins, layout): `k` for v2, `bins`/`max_bins` for PyTorch's proto."""
+
+    layout: str
+    k: int = 0
+    bins: Optional[_tl.TorchBins] = None
+    max_bins: Optional[int] = None
+
+    @property
+    def v2(self) -> bool:
+        return self.layout == "v2"
+
+
+def _histogram_spec(bins: Any, max_bins: Any, layout: Any) -> _Spec:
+    """Checks the histogram options of an ``add_*`` call before anything is computed."""
+    if layout == "v2":
+        if max_bins is not None:
+            raise ValueError("max_bins applies to layout='torch' only (a v2 histogram has exactly bins=k buckets)")
+        if isinstance(bins, str):
+            if bins != "tensorflow":
+                raise ValueError(
+                    f"layout='v2' takes bins=<int>, the bucket count (the default 'tensorflow' stands for "
+                    f"TensorBoard's 30), not {bins!r}"
+                )
+            return _Spec("v2", k=_options.DEFAULT_BUCKETS)
+        if isinstance(bins, bool):
+            raise TypeError("bins must be an int with layout='v2', not a bool")
+        return _Spec("v2", k=_options.bucket_count(bins))
+    if layout != "torch":
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    return _Spec("torch", bins=_tl.parse_bins(bins), max_bins=_tl.check_max_bins(max_bins))
+
+
+def _host_value(tag: str, values: Any, spec: _Spec, description: Optional[str], nonfinite: str) -> _Value:
+    """Summary value of `values`, computed now (host data, or PyTorch's proto of any data)."""
+    if not spec.v2:
+        assert spec.bins is not None
+        proto, bad = _tl.local_proto(values, spec.bins, spec.max_bins, nonfinite)
+        value = summary_pb2.Summary.Value(tag=tag, histo=proto)
         if description:
             value.metadata.CopyFrom(summary_pb2.SummaryMetadata(summary_description=description))
-        return value, (h1.nan, h1.posinf, h1.neginf)
-    h = histgpu.compute(values, k, nonfinite=nonfinite)
+        return value, bad
+    h = histgpu.compute(values, spec.k, nonfinite=nonfinite)
     return _proto.histogram_v2_value(tag, h.to_tensor(), description), (h.nan, h.posinf, h.neginf)
 
 
@@ -103,6 +132,28 @@ def _check_step(global_step: Any) -> Optional[int]:
     if not -(2**63) <= step < 2**63:
         raise ValueError(f"global_step={step} does not fit the event's int64 step")
     return step
+
+
+def _raw_sequence(values: Any, what: str) -> List[float]:
+    """A 1-D sequence of numbers (list, numpy array, tensor) as floats, as the proto stores them."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a 1-D sequence of numbers, not {type(values).__name__}") from None
+    if arr.ndim != 1:
+        raise TypeError(f"{what} must be a 1-D sequence of numbers, got shape {arr.shape}")
+    return arr.tolist()
+
+
+def _raw_number(value: Any, what: str) -> float:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{what} must be a number, not {type(value).__name__} {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number, not {type(value).__name__} {value!r}") from None
 
 
 def _event(summary: summary_pb2.Summary, global_step: Optional[int], wall_time: float) -> event_pb2.Event:
@@ -308,13 +359,24 @@ class SummaryWriter:
         *,
         description: Optional[str] = None,
         nonfinite: str = "omit",
+        layout: str = "torch",
     ) -> None:
-        """Add a histogram of ``values``; PyTorch's ``add_histogram`` signature.
+        """Add a histogram of ``values``: what PyTorch's ``add_histogram`` writes, same signature.
 
-        With ``bins=<int>`` and ``values`` on a GPU this returns once the work is enqueued
-        on the producer's stream; the event is written in the background (see
-        ``docs/writer.md``). Otherwise the histogram is computed before the call returns.
-        It may block when ``max_queue`` events are waiting already.
+        With the default ``layout="torch"`` the event holds the ``HistogramProto`` of
+        ``torch.utils.tensorboard.SummaryWriter.add_histogram`` for the same arguments: the
+        bins of ``numpy.histogram(values, bins)`` (counted by histgpu's engines, where the
+        values live), ``max_bins`` down-sampling, every bin from just before the first
+        non-empty one to the last non-empty one. For finite values ``bucket_limit``,
+        ``bucket``, ``min``, ``max`` and ``num`` are PyTorch's exactly; ``sum`` and
+        ``sum_squares`` are the exact sums rounded once (PyTorch's are float64 numpy sums,
+        which may differ in the last bits). This is computed before the call returns.
+
+        With ``layout="v2"`` the event holds TensorBoard's v2 ``[k, 3]`` bucket tensor,
+        equal to ``tf.summary.histogram(..., buckets=k)``'s; for ``values`` on a GPU the call
+        returns once the work is enqueued on the producer's stream and the event is written
+        in the background (see ``docs/writer.md``). It may block when ``max_queue`` events are
+        waiting already.
 
         Parameters
         ----------
@@ -325,27 +387,40 @@ class SummaryWriter:
             list or scalar; any shape, castable to ``float64``.
         global_step : int, optional
             Step to record.
-        bins : "tensorflow" or int, optional
-            ``"tensorflow"`` (default, like PyTorch): TensorFlow's v1 ``HistogramProto``,
-            equal to ``tf.compat.v1.summary.histogram``'s. An int ``k``: TensorBoard's v2
-            ``[k, 3]`` bucket tensor, equal to ``tf.summary.histogram(..., buckets=k)``'s.
-            numpy's bin-estimator strings are not supported.
+        bins : str, int or sequence of float, optional
+            ``layout="torch"``: as in PyTorch. ``"tensorflow"`` (default): PyTorch's 1,549
+            default edges (TensorFlow's v1 limits without ``±DBL_MAX``); one of numpy's
+            estimators ``"auto"``, ``"fd"``, ``"doane"``, ``"scott"``, ``"stone"``,
+            ``"rice"``, ``"sturges"``, ``"sqrt"`` (the width is numpy's, the counting
+            histgpu's); an int, the number of equal-width bins over the values' range;
+            or monotonic bin edges. ``layout="v2"``: the bucket count ``k`` (an int;
+            the default ``"tensorflow"`` stands for TensorBoard's 30).
         walltime : float, optional
             Event time in seconds since the epoch; default ``time.time()`` at this call.
-        max_bins : None
-            PyTorch's down-sampling option; not supported (must be None).
+        max_bins : int, optional
+            ``layout="torch"``: PyTorch's down-sampling: when there are more bins, each
+            ``len(bins) // max_bins`` neighbours are summed into one.
         description : str, optional
             Markdown description shown in TensorBoard.
         nonfinite : {"omit", "raise"}, optional
-            See :mod:`histgpu.summary`. For asynchronous histograms the ``ValueError`` of
-            ``"raise"`` comes from the next ``add_*``/``flush``/``close`` call.
+            NaN and ±Inf are left out of the histogram (``min``, ``max``, ``num`` and the sums
+            included), counted, warned about and logged as ``<tag>/nonfinite/*`` scalars
+            (see :mod:`histgpu.summary`); ``"raise"`` raises ``ValueError`` instead. For
+            asynchronous histograms that ``ValueError`` comes from the next
+            ``add_*``/``flush``/``close`` call.
+        layout : {"torch", "v2"}, optional
+            ``"torch"`` (default): PyTorch's ``HistogramProto``. ``"v2"``: TensorBoard's v2
+            bucket tensor (what ``bins=<int>`` wrote before histgpu followed PyTorch there).
 
         Raises
         ------
         TypeError
-            ``tag`` is not a ``str`` (e.g. None), or ``global_step`` is not an integer.
+            ``tag`` is not a ``str`` (e.g. None), ``global_step`` is not an integer, ``bins``
+            is a float or a bool, ``max_bins`` is not an integer.
         ValueError
-            ``tag`` is empty, or an option is out of range.
+            ``tag`` is empty; ``values`` holds no element (as in PyTorch); ``bins`` is an
+            unknown string, a count below 1, edges that decrease or hold NaN; ``max_bins``
+            is below 1; no value lies inside explicit bins; an option is out of range.
         OSError
             The event could not be written (e.g. a full disk); nothing of it is in the file.
         Exception
@@ -354,13 +429,11 @@ class SummaryWriter:
         events = self._queue()
         _check_tag(tag)
         global_step = _check_step(global_step)
-        if max_bins is not None:
-            raise ValueError("max_bins is not supported by histgpu's SummaryWriter")
-        k = _v2_buckets(bins)
+        spec = _histogram_spec(bins, max_bins, layout)
         mode = _options.nonfinite_mode(nonfinite)
         wall = time.time() if walltime is None else float(walltime)
-        if k is not None and _input_device.is_device_array(values):
-            pending = _cuda_async.enqueue_histogram(values, k)
+        if spec.v2 and _input_device.is_device_array(values):
+            pending = _cuda_async.enqueue_histogram(values, spec.k)
 
             def job() -> event_pb2.Event:
                 value = _gpu_value(tag, cast(histgpu.Histogram, pending.result()), description, mode)
@@ -368,8 +441,49 @@ class SummaryWriter:
 
             events.put(_failing_in(f"{tag!r} at step {global_step}", job))
             return
-        value = _host_value(tag, values, k, description, mode)
+        value = _host_value(tag, values, spec, description, mode)
         events.put_ready(_event(_summary([(tag, value)]), global_step, wall))
+
+    def add_histogram_raw(
+        self,
+        tag: str,
+        min: float,  # noqa: A002 - PyTorch's names
+        max: float,  # noqa: A002
+        num: int,
+        sum: float,  # noqa: A002
+        sum_squares: float,
+        bucket_limits: Any,
+        bucket_counts: Any,
+        global_step: Optional[int] = None,
+        walltime: Optional[float] = None,
+    ) -> None:
+        """Add a histogram given by its proto fields; PyTorch's ``add_histogram_raw``.
+
+        Writes ``HistogramProto(min, max, num, sum, sum_squares, bucket_limit, bucket)`` as
+        PyTorch does. ``bucket_limits`` are the right edges of the buckets (a list, numpy array
+        or tensor), ``bucket_counts`` their counts, of the same length.
+
+        Raises
+        ------
+        ValueError
+            ``bucket_limits`` and ``bucket_counts`` differ in length (PyTorch's check).
+        TypeError
+            A field is not a number, or the buckets are not 1-D sequences of numbers.
+        """
+        events = self._queue()
+        _check_tag(tag)
+        global_step = _check_step(global_step)
+        limits, counts = _raw_sequence(bucket_limits, "bucket_limits"), _raw_sequence(bucket_counts, "bucket_counts")
+        if len(limits) != len(counts):
+            raise ValueError(
+                f"len(bucket_limits) != len(bucket_counts) ({len(limits)} != {len(counts)}): one count per bucket limit"
+            )
+        fields = {name: _raw_number(v, name) for name, v in
+                  (("min", min), ("max", max), ("num", num), ("sum", sum), ("sum_squares", sum_squares))}
+        proto = summary_pb2.HistogramProto(bucket_limit=limits, bucket=counts, **fields)
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, histo=proto)])
+        wall = time.time() if walltime is None else float(walltime)
+        events.put_ready(_event(summary, global_step, wall))
 
     def add_histograms(
         self,
@@ -377,14 +491,17 @@ class SummaryWriter:
         global_step: Optional[int] = None,
         bins: Bins = "tensorflow",
         walltime: Optional[float] = None,
+        max_bins: Optional[int] = None,
         *,
         nonfinite: str = "omit",
+        layout: str = "torch",
     ) -> None:
         """Add one histogram per ``(tag, values)`` pair, all in a single event.
 
-        With ``bins=<int>``, the GPU tensors among them are enqueued in one batch per GPU (a
+        Each histogram is the one :meth:`add_histogram` writes with the same options. With
+        ``layout="v2"``, the GPU tensors among them are enqueued in one batch per GPU (a
         fixed number of kernel launches, whatever their number) and the event is written in
-        the background; host tensors are computed before the call returns. Like
+        the background; everything else is computed before the call returns. Like
         :meth:`add_histogram`, it may block while ``max_queue`` events are queued, and raises
         what the background thread met since the previous call.
 
@@ -392,33 +509,34 @@ class SummaryWriter:
         ----------
         tensors : mapping or iterable of (str, array_like)
             Tags and their values, e.g. ``dict(model.named_parameters())``.
-        global_step, bins, walltime, nonfinite
+        global_step, bins, walltime, max_bins, nonfinite, layout
             As in :meth:`add_histogram`, shared by all histograms.
 
         Raises
         ------
         TypeError, ValueError, OSError
-            As :meth:`add_histogram`; every tag is checked before anything is computed.
+            As :meth:`add_histogram`; every tag and option is checked before anything is computed.
         """
         events = self._queue()
         global_step = _check_step(global_step)
-        k = _v2_buckets(bins)
+        spec = _histogram_spec(bins, max_bins, layout)
         mode = _options.nonfinite_mode(nonfinite)
         wall = time.time() if walltime is None else float(walltime)
         pairs = _pairs(tensors)
         if not pairs:
             return
-        on_gpu = [i for i, (_, v) in enumerate(pairs) if k is not None and _input_device.is_device_array(v)]
+        on_gpu = [i for i, (_, v) in enumerate(pairs) if spec.v2 and _input_device.is_device_array(v)]
         groups: Dict[Any, List[int]] = {}
         for i in on_gpu:
             groups.setdefault(_device_key(pairs[i][1]), []).append(i)
         # GPU batches first, so that the GPU works while the host tensors are counted here.
-        pendings = [(idx, _cuda_async.enqueue_histograms([pairs[i][1] for i in idx], k)) for idx in groups.values()]
+        pendings = [(idx, _cuda_async.enqueue_histograms([pairs[i][1] for i in idx], spec.k))
+                    for idx in groups.values()]
         done: Dict[int, _Value] = {}
         gpu = set(on_gpu)
         for i, (tag, v) in enumerate(pairs):
             if i not in gpu:
-                done[i] = _host_value(tag, v, k, None, mode)
+                done[i] = _host_value(tag, v, spec, None, mode)
         tags = [tag for tag, _ in pairs]  # the job keeps the tags, never the tensors
         if not pendings:
             events.put_ready(_event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall))
@@ -431,6 +549,22 @@ class SummaryWriter:
             return _event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall)
 
         events.put(_failing_in(f"{len(tags)} histograms at step {global_step}", job))
+
+    def _add_value(
+        self,
+        tag: str,
+        value: summary_pb2.Summary.Value,
+        global_step: Optional[int],
+        walltime: Optional[float] = None,
+        nonfinite: Tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
+        """Write a histogram value computed elsewhere (:mod:`histgpu.torch`'s histograms of
+        sharded tensors), with its companion non-finite scalars."""
+        events = self._queue()
+        _check_tag(tag)
+        global_step = _check_step(global_step)
+        wall = time.time() if walltime is None else float(walltime)
+        events.put_ready(_event(_summary([(tag, (value, nonfinite))]), global_step, wall))
 
     def add_scalar(
         self,

@@ -93,19 +93,19 @@ def writer_step_wait(parts, k, reps, busy_ms=20.0):
     tensors = {f"t{i}": t for i, t in enumerate(parts)}
     waits, syncs = [], []
     with tempfile.TemporaryDirectory() as d, SummaryWriter(d) as w:
-        w.add_histograms(tensors, 0, bins=k)  # warm-up (thread start, pools)
+        w.add_histograms(tensors, 0, bins=k, layout="v2")  # warm-up (thread start, pools)
         w.flush()
         for step in range(reps):
             sync()
             busy_gpu(busy_ms)
             t0 = time.perf_counter()
-            w.add_histograms(tensors, step, bins=k)
+            w.add_histograms(tensors, step, bins=k, layout="v2")
             waits.append(time.perf_counter() - t0)
             w.flush()
             sync()
             busy_gpu(busy_ms)
             t0 = time.perf_counter()
-            w.add_histograms(tensors, step, bins=k)
+            w.add_histograms(tensors, step, bins=k, layout="v2")
             w.flush()
             syncs.append(time.perf_counter() - t0)
     out = []

@@ -9,6 +9,7 @@
 #include "bindings/types.hpp"
 #include "core/crc32c.hpp"
 #include "core/histogram.hpp"
+#include "core/numpy_bins.hpp"
 #include "core/thresholds.hpp"
 #include "cpu/engine.hpp"
 #include "cuda/engine.hpp"
@@ -55,6 +56,53 @@ py::array_t<double> convert_bytes(int dtype, const py::bytes& raw) {
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "histgpu's host engine and shared types (internal; use the histgpu package)";
   bindings::bind_types(m);
+
+  // Before the engines: their numpy_counts takes it.
+  py::class_<NumpyBins>(m, "NumpyBins", "A numpy.histogram bin rule with numpy's constants (core/numpy_bins.hpp).")
+      .def(py::init([](bool uniform, std::vector<double> edges, int edge_prec, double keep_lo, double keep_hi,
+                       int keep_prec, double sub_first, int sub_prec, double denom, int div_prec, double n_mul,
+                       int mul_prec) {
+             auto fmt = [](int c) {
+               if (c < 0 || c > static_cast<int>(NpFloat::E5M2)) throw std::invalid_argument("histgpu: unknown float format code");
+               return static_cast<NpFloat>(c);
+             };
+             NumpyBins b;
+             b.uniform = uniform;
+             b.edges = std::move(edges);
+             b.edge_prec = fmt(edge_prec);
+             b.keep_lo = keep_lo;
+             b.keep_hi = keep_hi;
+             b.keep_prec = fmt(keep_prec);
+             b.sub_first = sub_first;
+             b.sub_prec = fmt(sub_prec);
+             b.denom = denom;
+             b.div_prec = fmt(div_prec);
+             b.n_mul = n_mul;
+             b.mul_prec = fmt(mul_prec);
+             b.check();
+             return b;
+           }),
+           py::arg("uniform"), py::arg("edges"), py::arg("edge_prec"), py::arg("keep_lo") = 0.0,
+           py::arg("keep_hi") = 0.0, py::arg("keep_prec") = static_cast<int>(NpFloat::F64), py::arg("sub_first") = 0.0,
+           py::arg("sub_prec") = static_cast<int>(NpFloat::F64), py::arg("denom") = 1.0,
+           py::arg("div_prec") = static_cast<int>(NpFloat::F64), py::arg("n_mul") = 1.0,
+           py::arg("mul_prec") = static_cast<int>(NpFloat::F64))
+      .def_property_readonly("bins", &NumpyBins::bins)
+      .def("bin", &NumpyBins::bin, py::arg("x"), "numpy's bin of one value (-1: not counted, -2: numpy fails).")
+      .def(
+          "plan",
+          [](const NumpyBins& b, int dtype, double data_min, double data_max) {
+            if (!valid_dtype(dtype)) throw std::invalid_argument("histgpu: unknown dtype code");
+            const NumpyPlan p = NumpyPlan::make(b, static_cast<DType>(dtype), data_min, data_max);
+            std::vector<double> t;
+            if (p.plan.kernel == KernelType::F32) t.assign(p.plan.thresholds_f32.begin(), p.plan.thresholds_f32.end());
+            else t = p.plan.thresholds_f64;
+            return py::make_tuple(to_numpy(t), to_numpy(p.label));
+          },
+          py::arg("dtype"), py::arg("data_min"), py::arg("data_max"),
+          "(thresholds, labels) of the engine buckets for data of this dtype and range.");
+  m.def("np_round", [](double v, int p) { return np_round(v, static_cast<NpFloat>(p)); }, py::arg("v"), py::arg("fmt"),
+        "v rounded to a float format (0 float16, 1 bfloat16, 2 float32, 3 float64, 4 float8_e4m3fn, 5 float8_e5m2).");
 
   bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.")
       .def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",

@@ -11,6 +11,7 @@
 
 #include "bindings/types.hpp"
 #include "core/histogram.hpp"
+#include "core/numpy_bins.hpp"
 
 namespace histgpu::bindings {
 
@@ -79,7 +80,20 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
             py::gil_scoped_release nogil;
             return histogram_v1_partial(e, v);
           },
-          py::arg("view"), "A shard's v1 content with the exact sums as int64 digit arrays.");
+          py::arg("view"), "A shard's v1 content with the exact sums as int64 digit arrays.")
+      .def(
+          "numpy_counts",
+          [](E& e, const StridedView& v, const NumpyBins& bins, std::optional<RangeStats> stats) {
+            std::vector<std::uint64_t> counts;
+            {
+              py::gil_scoped_release nogil;
+              counts = numpy_counts(e, v, bins, stats ? *stats : range_of(e, v));
+            }
+            return to_numpy(counts);
+          },
+          py::arg("view"), py::arg("bins"), py::arg("stats") = py::none(),
+          "numpy.histogram's counts of the view for these bins (core/numpy_bins.hpp); `stats`: the "
+          "view's range() when known.");
   return c;
 }
 

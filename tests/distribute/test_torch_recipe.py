@@ -1,6 +1,6 @@
 """The torch.distributed recipe of histgpu.sharded, run for real: 3 ranks, Gloo, 127.0.0.1.
 
-Skipped where PyTorch is not installed (it is not a test dependency). Each rank runs
+PyTorch is a test dependency (pyproject.toml's ``test`` extra), so this never skips. Each rank runs
 tests/distribute/torch_worker.py in its own process group, bounded in time and killed in a
 ``finally``; rank 0 checks the merged results against histgpu.compute / compute_v1 of the
 whole tensor.
@@ -18,7 +18,7 @@ import pytest
 
 from ..processes import kill_process_groups
 
-pytest.importorskip("torch", reason="PyTorch is not installed (optional: only this recipe test needs it)")
+import torch  # noqa: F401,E402 - a test dependency: fail, never skip, where it is missing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT_S = 120

@@ -79,6 +79,7 @@ PATTERNS: Dict[str, Pattern] = {
 
 def write_histgpu(logdir: str, patterns: Iterable[str], bins="tensorflow") -> None:
     """One run per pattern, written by histgpu's TF-free SummaryWriter (v1 by default, v2 with int bins)."""
+    layout = "torch" if isinstance(bins, str) else "v2"
     from histgpu.writer import SummaryWriter
 
     for name in patterns:
@@ -86,7 +87,7 @@ def write_histgpu(logdir: str, patterns: Iterable[str], bins="tensorflow") -> No
             warnings.simplefilter("ignore")  # NonFiniteWarning for the exploding run
             for step in range(STEPS):
                 for tag, values in PATTERNS[name](step).items():
-                    w.add_histogram(tag, values, step, bins=bins)
+                    w.add_histogram(tag, values, step, bins=bins, layout=layout)
 
 
 def write_tf_v2(logdir: str, patterns: Iterable[str]) -> None:

@@ -26,7 +26,7 @@ def _write(run_dir, steps, seed=0, suffix="") -> str:
     with SummaryWriter(str(run_dir), filename_suffix=suffix) as w:
         for step in steps:
             w.add_histogram("w", rng.normal(0, 1, 500), step)
-            w.add_histogram("g", rng.normal(0, 0.01, 500), step, bins=30)
+            w.add_histogram("g", rng.normal(0, 0.01, 500), step, bins=30, layout="v2")
         return w.file_path
 
 

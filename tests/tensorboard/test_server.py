@@ -64,6 +64,16 @@ def logdir(tmp_path_factory) -> Tuple[str, Dict[Tuple[str, str], Series], Dict[T
         expect(run, tag, step, H.migrate_v1(histo))
         V1_PROTOS[(run, tag)].append((step, histo))
 
+    def expect_torch(run: str, tag: str, step: int, values: np.ndarray) -> None:
+        """The writer's default is PyTorch's layout: PyTorch's own code is the oracle."""
+        from torch.utils.tensorboard.summary import make_histogram
+
+        from histgpu._torch_layout import default_bins
+
+        histo = make_histogram(np.asarray(values, np.float64), list(default_bins()))
+        expect(run, tag, step, H.migrate_v1(histo))
+        V1_PROTOS[(run, tag)].append((step, histo))
+
     # The demo: examples/train_keras.py, as `make demo` runs it.
     _load_example().train(str(root / "demo"), epochs=10, seed=0)
     for step, value in H.summary_values(str(root / "demo")):
@@ -111,8 +121,8 @@ def logdir(tmp_path_factory) -> Tuple[str, Dict[Tuple[str, str], Series], Dict[T
         for step in range(2):
             x = _data(30 + step)
             sw.add_histogram("writer/v1", x, global_step=step)
-            sw.add_histogram("writer/v2", x, global_step=step, bins=15)
-            expect_v1("writer", "writer/v1", step, x)
+            sw.add_histogram("writer/v2", x, global_step=step, bins=15, layout="v2")
+            expect_torch("writer", "writer/v1", step, x)
             expect("writer", "writer/v2", step, H.tb_buckets(x, 15))
 
     # Non-finite values: buckets of the finite part, plus companion scalars.
@@ -129,7 +139,7 @@ def logdir(tmp_path_factory) -> Tuple[str, Dict[Tuple[str, str], Series], Dict[T
     w.close()
     with SummaryWriter(str(root / "nonfinite")) as sw, warnings.catch_warnings():
         warnings.simplefilter("ignore", histgpu.NonFiniteWarning)
-        sw.add_histogram("nan/writer", bad, global_step=1, bins=30)
+        sw.add_histogram("nan/writer", bad, global_step=1, bins=30, layout="v2")
     expect("nonfinite", "nan/v2", 1, H.tb_buckets(finite))
     expect_v1("nonfinite", "nan/v1", 1, finite)
     expect("nonfinite", "nan/writer", 1, H.tb_buckets(finite))

@@ -30,7 +30,7 @@ def test_no_tensorflow_import(tmp_path):
         from histgpu.writer import SummaryWriter
         with SummaryWriter({str(tmp_path / "run")!r}) as w:
             w.add_histogram("v1", np.arange(100.0), global_step=0)
-            w.add_histogram("v2", np.arange(100.0), global_step=0, bins=10)
+            w.add_histogram("v2", np.arange(100.0), global_step=0, bins=10, layout="v2")
             w.add_histograms({{"a": np.ones(3), "b": np.arange(4)}}, global_step=1)
             w.add_scalar("s", 1.0, global_step=1)
         bad = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
@@ -54,7 +54,7 @@ def test_v2_value_identical_to_tf_summary_histogram(tmp_path):
     cases = [(X, 30), (X, 1), (X, 0), (np.arange(10, dtype=np.int64), 4), (np.zeros(0), 5), (np.full(9, 2.0), 3)]
     with SummaryWriter(str(tmp_path / "mine")) as w:
         for i, (data, k) in enumerate(cases):
-            w.add_histogram(f"h{i}", data, global_step=i, bins=k)
+            w.add_histogram(f"h{i}", data, global_step=i, bins=k, layout="v2")
     ref = tf.summary.create_file_writer(str(tmp_path / "tf"))
     with ref.as_default():
         for i, (data, k) in enumerate(cases):
@@ -64,17 +64,16 @@ def test_v2_value_identical_to_tf_summary_histogram(tmp_path):
     assert [(s, H.comparable(v)) for s, v in got] == [(s, H.comparable(v)) for s, v in want]
 
 
-def test_v1_proto_matches_tf_op(tmp_path):
+def test_v1_proto_matches_tf_op():
+    """TensorFlow's collapsed v1 layout lives on in histgpu.histogram_proto (the writer's default
+    is PyTorch's layout now: tests/tensorboard/test_torch_writer.py)."""
     pytest.importorskip("tensorflow")
+    from histgpu.proto import histogram_proto
+
     data = {"normal": X, "ints": np.arange(-50, 50), "empty": np.zeros(0), "one": np.array([1e-5])}
-    with SummaryWriter(str(tmp_path / "run")) as w:
-        for step, (tag, values) in enumerate(data.items()):
-            w.add_histogram(tag, values, step)  # positional global_step, bins="tensorflow"
-    got = _values(str(tmp_path / "run"))
-    assert [(s, v.tag) for s, v in got] == [(i, t) for i, t in enumerate(data)]
-    for (_, value), values in zip(got, data.values()):
+    for values in data.values():
         want = H.tf_v1_histo(values)
-        h = value.histo
+        h = histogram_proto(values)
         assert list(h.bucket_limit) == list(want.bucket_limit) and list(h.bucket) == list(want.bucket)
         assert (h.min, h.max, h.num) == (want.min, want.max, want.num)
         assert h.sum == H.exact_sum(values) and h.sum_squares == H.exact_sum_squares(values)
@@ -84,7 +83,7 @@ def test_add_histograms_one_event_and_walltime(tmp_path):
     path = str(tmp_path / "run")
     with SummaryWriter(path) as w:
         w.add_histograms({"a": X, "b": X[:10]}, global_step=3, walltime=1234.5)
-        w.add_histograms([("c", X), ("d", np.arange(5))], global_step=4, bins=8)
+        w.add_histograms([("c", X), ("d", np.arange(5))], global_step=4, bins=8, layout="v2")
         w.add_histograms({}, global_step=5)  # nothing to write
     events = [e for e in H.read_events(path) if e.HasField("summary")]
     assert [(e.step, [v.tag for v in e.summary.value]) for e in events] == [(3, ["a", "b"]), (4, ["c", "d"])]
@@ -111,7 +110,7 @@ def test_nonfinite_companions(tmp_path):
     bad[4:6] = -np.inf
     path = str(tmp_path / "run")
     with SummaryWriter(path) as w, pytest.warns(histgpu.NonFiniteWarning):
-        w.add_histogram("w", bad, 1, bins=12)
+        w.add_histogram("w", bad, 1, bins=12, layout="v2")
     [(_, h), *companions] = _values(path)
     finite = bad[np.isfinite(bad)]
     assert np.array_equal(H.TBReader(path).histogram_series(".", "w")[0][1], histgpu.histogram(finite, 12))
@@ -127,9 +126,13 @@ def test_nonfinite_companions(tmp_path):
 def test_errors_and_close(tmp_path):
     w = SummaryWriter(str(tmp_path / "run"))
     with pytest.raises(ValueError, match="bins"):
-        w.add_histogram("a", X, 0, bins="auto")
+        w.add_histogram("a", X, 0, bins="nope")
     with pytest.raises(ValueError, match="max_bins"):
-        w.add_histogram("a", X, 0, max_bins=10)
+        w.add_histogram("a", X, 0, max_bins=0)
+    with pytest.raises(ValueError, match="max_bins"):
+        w.add_histogram("a", X, 0, bins=10, max_bins=3, layout="v2")
+    with pytest.raises(ValueError, match="layout"):
+        w.add_histogram("a", X, 0, layout="v1")
     with pytest.raises(TypeError):
         w.add_histogram("a", X, 0, bins=True)
     w.close()
@@ -152,7 +155,7 @@ def test_reads_back_through_tensorboard(tmp_path):
     path = str(tmp_path / "run")
     with SummaryWriter(path) as w:
         for step in range(3):
-            w.add_histogram("v2", X * (step + 1), step, bins=10)
+            w.add_histogram("v2", X * (step + 1), step, bins=10, layout="v2")
     reader = H.TBReader(path)
     series = reader.histogram_series(".", "v2")
     import histgpu
@@ -163,11 +166,12 @@ def test_reads_back_through_tensorboard(tmp_path):
 
 
 def test_torch_tensors(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     t = torch.randn(1000)
     path = str(tmp_path / "run")
     with SummaryWriter(path) as w:
-        w.add_histogram("t", t, 0, bins=30)
+        w.add_histogram("t", t, 0, bins=30, layout="v2")
     import histgpu
 
     assert np.array_equal(H.TBReader(path).histogram_series(".", "t")[0][1], histgpu.histogram(t.numpy(), 30))

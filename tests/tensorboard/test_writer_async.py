@@ -142,7 +142,7 @@ def test_add_histogram_returns_before_the_result(tmp_path, gpu):
     x = _data()
     w = SummaryWriter(path)
     before = time.time()
-    w.add_histogram("grad", FakeGpu(x), 3, bins=12)  # the gate is closed: this must not wait
+    w.add_histogram("grad", FakeGpu(x), 3, bins=12, layout="v2")  # the gate is closed: this must not wait
     after = time.time()
     (p,) = gpu.pendings
     assert not p.done() and written(path) == []
@@ -161,11 +161,11 @@ def test_flush_and_close_wait_for_queued_events(tmp_path, gpu):
     path = str(tmp_path / "run")
     x, y = _data(), _data(777)
     w = SummaryWriter(path)
-    w.add_histogram("a", FakeGpu(x), 0, bins=5)
+    w.add_histogram("a", FakeGpu(x), 0, bins=5, layout="v2")
     release_later(gpu.pendings[0], 0.2)
     w.flush()
     assert gpu.pendings[0].done() and written(path) == [(0, ["a"])]
-    w.add_histograms({"b": FakeGpu(y)}, 1, bins=6)
+    w.add_histograms({"b": FakeGpu(y)}, 1, bins=6, layout="v2")
     release_later(gpu.pendings[1], 0.2)
     w.close()
     assert gpu.pendings[1].done() and written(path) == [(0, ["a"]), (1, ["b"])]
@@ -179,12 +179,12 @@ def test_file_order_is_call_order(tmp_path, gpu):
     path = str(tmp_path / "run")
     xs = [_data(300 + i) for i in range(6)]
     with SummaryWriter(path) as w:
-        w.add_histogram("h", xs[0], 0, bins=5)  # nothing queued: written at once
+        w.add_histogram("h", xs[0], 0, bins=5, layout="v2")  # nothing queued: written at once
         assert written(path) == [(0, ["h"])]
-        w.add_histogram("g", FakeGpu(xs[1]), 1, bins=5)  # A
-        w.add_histogram("h", xs[2], 1, bins=5)  # host, behind A
+        w.add_histogram("g", FakeGpu(xs[1]), 1, bins=5, layout="v2")  # A
+        w.add_histogram("h", xs[2], 1, bins=5, layout="v2")  # host, behind A
         w.add_scalar("loss", 0.5, 1)
-        w.add_histograms({"a": FakeGpu(xs[3]), "b": xs[4]}, 2, bins=7)  # B: GPU and host in one event
+        w.add_histograms({"a": FakeGpu(xs[3]), "b": xs[4]}, 2, bins=7, layout="v2")  # B: GPU and host in one event
         w.add_histogram("v1", xs[5], 2)  # bins="tensorflow", host
         a, b = gpu.pendings
         b.release()  # B finishes first, but must wait for A
@@ -197,7 +197,9 @@ def test_file_order_is_call_order(tmp_path, gpu):
     for tag, x, k in [("g", xs[1], 5), ("a", xs[3], 7), ("b", xs[4], 7)]:
         assert np.array_equal(r.histogram_series(".", tag)[0][1], histgpu.histogram(x, k)), tag
     (v1,) = [v for e in H.read_events(path) for v in e.summary.value if v.tag == "v1"]
-    assert v1.histo == histgpu.histogram_proto(xs[5])
+    from histgpu import _torch_layout
+
+    assert v1.histo == _torch_layout.local_proto(xs[5], _torch_layout.parse_bins("tensorflow"), None, "omit")[0]
 
 
 def test_add_histograms_one_batch_per_gpu(tmp_path, gpu):
@@ -206,7 +208,7 @@ def test_add_histograms_one_batch_per_gpu(tmp_path, gpu):
     tensors = {"d0/a": FakeGpu(xs[0], 0), "host": xs[1], "d1/b": FakeGpu(xs[2], 1), "d0/c": FakeGpu(xs[3], 0),
                "d1/d": FakeGpu(xs[4], 1)}
     with SummaryWriter(path) as w:
-        w.add_histograms(tensors, 4, bins=9)
+        w.add_histograms(tensors, 4, bins=9, layout="v2")
         assert gpu.batches == [2, 2]
         for p in gpu.pendings:
             p.release()
@@ -219,9 +221,9 @@ def test_add_histograms_one_batch_per_gpu(tmp_path, gpu):
 def test_queue_bound_blocks(tmp_path, gpu):
     path = str(tmp_path / "run")
     w = SummaryWriter(path, max_queue=2)
-    w.add_histogram("g", FakeGpu(_data()), 0, bins=4)
-    w.add_histogram("g", FakeGpu(_data()), 1, bins=4)
-    third = threading.Thread(target=w.add_histogram, args=("g", FakeGpu(_data()), 2), kwargs={"bins": 4},
+    w.add_histogram("g", FakeGpu(_data()), 0, bins=4, layout="v2")
+    w.add_histogram("g", FakeGpu(_data()), 1, bins=4, layout="v2")
+    third = threading.Thread(target=w.add_histogram, args=("g", FakeGpu(_data()), 2), kwargs={"bins": 4, "layout": "v2"},
                              daemon=True)
     third.start()
     third.join(0.3)
@@ -240,15 +242,15 @@ def test_background_error_surfaces_on_next_call(tmp_path, gpu):
     path = str(tmp_path / "run")
     w = SummaryWriter(path)
     gpu.fail = RuntimeError("device lost")
-    w.add_histogram("bad", FakeGpu(_data()), 0, bins=4)
+    w.add_histogram("bad", FakeGpu(_data()), 0, bins=4, layout="v2")
     gpu.fail = None
     gpu.pendings[0].release()
     wait_until(lambda: w._events.pending() == 0)
     with pytest.raises(RuntimeError, match="device lost") as info:
-        w.add_histogram("next", _data(), 1, bins=4)
+        w.add_histogram("next", _data(), 1, bins=4, layout="v2")
     if sys.version_info >= (3, 11):
         assert any("'bad' at step 0" in n for n in info.value.__notes__)
-    w.add_histogram("next", _data(), 2, bins=4)  # reported once; the writer goes on
+    w.add_histogram("next", _data(), 2, bins=4, layout="v2")  # reported once; the writer goes on
     w.close()
     assert written(path) == [(2, ["next"])]  # neither the failed event nor the refused call
 
@@ -257,20 +259,20 @@ def test_background_error_surfaces_on_flush_and_close(tmp_path, gpu):
     path = str(tmp_path / "run")
     w = SummaryWriter(path)
     gpu.fail = RuntimeError("copy failed")
-    w.add_histogram("bad", FakeGpu(_data()), 0, bins=4)
+    w.add_histogram("bad", FakeGpu(_data()), 0, bins=4, layout="v2")
     release_later(gpu.pendings[-1], 0.1)
     with pytest.raises(RuntimeError, match="copy failed"):
         w.flush()
     w.flush()  # reported once
-    w.add_histogram("bad", FakeGpu(_data()), 1, bins=4)
+    w.add_histogram("bad", FakeGpu(_data()), 1, bins=4, layout="v2")
     gpu.fail = None
-    w.add_histogram("good", FakeGpu(_data()), 2, bins=4)
+    w.add_histogram("good", FakeGpu(_data()), 2, bins=4, layout="v2")
     for p in gpu.pendings:
         p.release()
     with pytest.raises(RuntimeError, match="copy failed"):
         w.close()
     with pytest.raises(RuntimeError, match="closed"):  # closed all the same
-        w.add_histogram("late", _data(), 3, bins=4)
+        w.add_histogram("late", _data(), 3, bins=4, layout="v2")
     w.close()
     assert written(path) == [(2, ["good"])]
 
@@ -281,10 +283,10 @@ def test_nonfinite_on_gpu(tmp_path, gpu):
     gpu.nan = 3  # the fake GPU reports three NaN left out
     with SummaryWriter(path) as w:
         with pytest.warns(histgpu.NonFiniteWarning):  # issued from the background thread
-            w.add_histogram("w", FakeGpu(x), 0, bins=8)
+            w.add_histogram("w", FakeGpu(x), 0, bins=8, layout="v2")
             gpu.pendings[0].release()
             w.flush()
-        w.add_histogram("w", FakeGpu(x), 1, bins=8, nonfinite="raise")
+        w.add_histogram("w", FakeGpu(x), 1, bins=8, layout="v2", nonfinite="raise")
         gpu.pendings[1].release()
         with pytest.raises(ValueError, match="nonfinite='raise'"):
             w.flush()
@@ -296,8 +298,8 @@ def test_host_data_stays_synchronous(tmp_path, gpu):
     path = str(tmp_path / "run")
     threads = threading.active_count()
     with SummaryWriter(path) as w:
-        w.add_histogram("a", _data(), 0, bins=3)
-        w.add_histograms({"b": _data(), "c": _data()}, 1, bins=3)
+        w.add_histogram("a", _data(), 0, bins=3, layout="v2")
+        w.add_histograms({"b": _data(), "c": _data()}, 1, bins=3, layout="v2")
         w.add_histogram("d", _data(), 2)
         assert written(path) == [(0, ["a"]), (1, ["b", "c"]), (2, ["d"])]  # on disk before flush()
         assert w._events._thread is None and threading.active_count() == threads
@@ -305,15 +307,17 @@ def test_host_data_stays_synchronous(tmp_path, gpu):
 
 
 def test_v1_of_gpu_data_is_computed_in_the_caller(tmp_path, gpu, monkeypatch):
-    """bins='tensorflow' has no asynchronous kernel path: compute_v1 runs before add_* returns."""
+    """PyTorch's layout has no asynchronous kernel path: it is computed before add_* returns."""
+    from histgpu import _torch_layout
+
     readers = []
-    compute_v1 = histgpu.compute_v1
+    local_proto = _torch_layout.local_proto
 
-    def fake_compute_v1(values, **kw):
+    def fake_local_proto(values, *args, **kw):
         readers.append(threading.current_thread().name)
-        return compute_v1(values.values if isinstance(values, FakeGpu) else values, **kw)
+        return local_proto(values.values if isinstance(values, FakeGpu) else values, *args, **kw)
 
-    monkeypatch.setattr(histgpu, "compute_v1", fake_compute_v1)
+    monkeypatch.setattr(_torch_layout, "local_proto", fake_local_proto)
     path = str(tmp_path / "run")
     x = _data()
     with SummaryWriter(path) as w:
@@ -361,11 +365,11 @@ _EXIT_SCRIPT = textwrap.dedent(
     logdir = sys.argv[1]
     x = np.linspace(-1.0, 1.0, 1001)
     kept = SummaryWriter(logdir + "/kept")  # still open at exit: drained by the finaliser
-    kept.add_histogram("kept", Gpu(x, delay=2.0), 1, bins=9)  # ready well after MAIN-DONE
+    kept.add_histogram("kept", Gpu(x, delay=2.0), 1, bins=9, layout="v2")  # ready well after MAIN-DONE
     bad = SummaryWriter(logdir + "/bad")
-    bad.add_histogram("bad", Gpu(x, fail=True), 1, bins=9)
+    bad.add_histogram("bad", Gpu(x, fail=True), 1, bins=9, layout="v2")
     dropped = SummaryWriter(logdir + "/dropped")
-    dropped.add_histogram("dropped", Gpu(x), 2, bins=9)
+    dropped.add_histogram("dropped", Gpu(x), 2, bins=9, layout="v2")
     del dropped  # garbage collected: drained and closed right here
     print("MAIN-DONE", flush=True)
     """
@@ -427,13 +431,13 @@ def _full_disk_in_the_background(w: SummaryWriter, fill: Callable[[], None], fre
     """Issue 16's hang: the thread died on ENOSPC, then flush() waited forever for the next event.
 
     Returns the ``(step, tag)`` the file must hold."""
-    w.add_histogram("a", FakeGpu(_data()), 0, bins=4)
+    w.add_histogram("a", FakeGpu(_data()), 0, bins=4, layout="v2")
     assert bounded(w.flush) is None
     want = [(0, "a")]
     fill()
     queued = []
     for step in range(1, 200):  # the filesystem may still take a few small records
-        err = bounded(lambda step=step: w.add_histogram("b", FakeGpu(_data()), step, bins=4))
+        err = bounded(lambda step=step: w.add_histogram("b", FakeGpu(_data()), step, bins=4, layout="v2"))
         if err is not None:  # raised by the call after the event that failed; this one queued nothing
             assert isinstance(err, OSError) and err.errno == errno.ENOSPC, err
             break
@@ -442,11 +446,11 @@ def _full_disk_in_the_background(w: SummaryWriter, fill: Callable[[], None], fre
     else:
         raise AssertionError("the disk never filled up")
     want += [(s, "b") for s in queued[:-1]]  # every event before the one that failed
-    w.add_histogram("c", FakeGpu(_data()), 500, bins=4)  # queued to a thread that must still be there
+    w.add_histogram("c", FakeGpu(_data()), 500, bins=4, layout="v2")  # queued to a thread that must still be there
     err = bounded(w.flush)
     assert isinstance(err, OSError) and err.errno == errno.ENOSPC, err
     free()
-    w.add_histogram("d", FakeGpu(_data()), 501, bins=4)
+    w.add_histogram("d", FakeGpu(_data()), 501, bins=4, layout="v2")
     assert bounded(w.flush) is None
     assert bounded(w.close) is None
     return want + [(501, "d")]
@@ -487,8 +491,8 @@ def test_a_blocked_add_ends_when_the_event_fails(tmp_path, gpu, monkeypatch):
     disk = faults.FullDisk(monkeypatch, str(tmp_path), capacity=10**9)
     w = SummaryWriter(path, max_queue=1)
     disk.fill()
-    w.add_histogram("b", FakeGpu(_data()), 1, bins=4)
-    blocked = threading.Thread(target=w.add_histogram, args=("c", FakeGpu(_data()), 2), kwargs={"bins": 4},
+    w.add_histogram("b", FakeGpu(_data()), 1, bins=4, layout="v2")
+    blocked = threading.Thread(target=w.add_histogram, args=("c", FakeGpu(_data()), 2), kwargs={"bins": 4, "layout": "v2"},
                                daemon=True)
     blocked.start()
     wait_until(lambda: len(gpu.pendings) == 2)  # enqueued: it is in put() now, or about to be
@@ -519,11 +523,11 @@ def test_every_wait_ends_when_the_thread_dies(tmp_path, gpu, monkeypatch):
     monkeypatch.setattr(_event_file.EventQueue, "_write_until_closed", dies)
     path = str(tmp_path / "run")
     w = SummaryWriter(path, max_queue=1)
-    w.add_histogram("a", FakeGpu(_data()), 0, bins=4)
+    w.add_histogram("a", FakeGpu(_data()), 0, bins=4, layout="v2")
     gpu.pendings[0].release()
     box: List[Any] = []
     blocked = threading.Thread(target=lambda: box.append(bounded(
-        lambda: w.add_histogram("b", FakeGpu(_data()), 1, bins=4))), daemon=True)
+        lambda: w.add_histogram("b", FakeGpu(_data()), 1, bins=4, layout="v2"))), daemon=True)
     blocked.start()
     wait_until(lambda: len(gpu.pendings) == 2)  # enqueued: it is in put() now, or about to be
     blocked.join(0.3)
@@ -539,7 +543,7 @@ def test_every_wait_ends_when_the_thread_dies(tmp_path, gpu, monkeypatch):
     if sys.version_info >= (3, 11):
         assert any("1 queued event(s) were not written" in n for n in err.__notes__)
     with pytest.raises(RuntimeError, match="died"):
-        w.add_histogram("c", _data(), 2, bins=4)
+        w.add_histogram("c", _data(), 2, bins=4, layout="v2")
     file = w.file_path
     assert bounded(w.close) is None
     assert not faults.open_in_this_process(file)
@@ -553,11 +557,11 @@ def test_a_forked_child_cannot_wait_for_the_parents_thread(tmp_path, gpu):
     never writes into the parent's file."""
     path = str(tmp_path / "run")
     w = SummaryWriter(path)
-    w.add_histogram("parent", FakeGpu(_data()), 0, bins=4)  # queued; the child inherits it
+    w.add_histogram("parent", FakeGpu(_data()), 0, bins=4, layout="v2")  # queued; the child inherits it
     pid = os.fork()
     if pid == 0:  # the child: report through the exit status only
         code = 0
-        for call in (w.flush, lambda: w.add_histogram("child", _data(), 1, bins=4)):
+        for call in (w.flush, lambda: w.add_histogram("child", _data(), 1, bins=4, layout="v2")):
             try:
                 call()
                 code |= 1
@@ -585,7 +589,7 @@ def test_a_forked_child_cannot_wait_for_the_parents_thread(tmp_path, gpu):
 def test_bad_tag_enqueues_nothing(tmp_path, gpu):
     with SummaryWriter(str(tmp_path / "run")) as w:
         with pytest.raises(TypeError, match="tag must be a str"):
-            w.add_histogram(None, FakeGpu(_data()), 0, bins=4)
+            w.add_histogram(None, FakeGpu(_data()), 0, bins=4, layout="v2")
         with pytest.raises(TypeError, match="tag must be a str"):
-            w.add_histograms({"a": FakeGpu(_data()), None: FakeGpu(_data())}, 0, bins=4)
+            w.add_histograms({"a": FakeGpu(_data()), None: FakeGpu(_data())}, 0, bins=4, layout="v2")
     assert gpu.pendings == []

@@ -231,13 +231,13 @@ def test_tags_must_be_strings(tmp_path, bad):
         with pytest.raises(TypeError, match="tag must be a str"):
             w.add_histogram(bad, x, 0)
         with pytest.raises(TypeError, match="tag must be a str"):
-            w.add_histogram(bad, x, 0, bins=5)
+            w.add_histogram(bad, x, 0, bins=5, layout="v2")
         with pytest.raises(TypeError, match="tag must be a str"):
             w.add_scalar(bad, 1.0, 0)
         with pytest.raises(TypeError, match="tag must be a str"):
             w.add_histograms({"ok": x, bad: x}, 0)
         with pytest.raises(TypeError, match="tag must be a str"):
-            w.add_histograms([("ok", x), (bad, x)], 0, bins=5)
+            w.add_histograms([("ok", x), (bad, x)], 0, bins=5, layout="v2")
         w.add_histogram("good", x, 1)
     assert faults.summary_steps(logdir) == [(1, "good")]  # the refused calls wrote nothing
 
@@ -346,9 +346,9 @@ _ASYNC_SIGTERM_SCRIPT = textwrap.dedent(
     _input_device.is_device_array = lambda x: isinstance(x, Gpu)
     _cuda_async.enqueue_histogram = lambda x, k=None, stream=None: Pending(x, k)
     w = SummaryWriter(logdir)
-    w.add_histogram("host", np.arange(10.0), 0, bins=5)
-    w.add_histogram("gpu", Gpu(np.linspace(-1.0, 1.0, 1001)), 1, bins=9)
-    w.add_histogram("behind", np.arange(10.0), 2, bins=5)  # a host event queued behind it
+    w.add_histogram("host", np.arange(10.0), 0, bins=5, layout="v2")
+    w.add_histogram("gpu", Gpu(np.linspace(-1.0, 1.0, 1001)), 1, bins=9, layout="v2")
+    w.add_histogram("behind", np.arange(10.0), 2, bins=5, layout="v2")  # a host event queued behind it
     print("QUEUED", w._events.pending(), flush=True)
     time.sleep(60)
     print("NOT-TERMINATED", flush=True)
@@ -405,9 +405,9 @@ _HANDLER_SCRIPT = textwrap.dedent(
     for first in ("default", "user"):
         signal.signal(signal.SIGTERM, signal.SIG_DFL if first == "default" else users_own)
         w = SummaryWriter(sys.argv[1] + "/" + first)
-        w.add_histogram("host", np.arange(10.0), 0, bins=4)
+        w.add_histogram("host", np.arange(10.0), 0, bins=4, layout="v2")
         seen = [name(signal.getsignal(signal.SIGTERM))]
-        w.add_histogram("gpu", Gpu(), 1, bins=4)
+        w.add_histogram("gpu", Gpu(), 1, bins=4, layout="v2")
         seen.append(name(signal.getsignal(signal.SIGTERM)))
         w.close()
         seen.append(name(signal.getsignal(signal.SIGTERM)))
