@@ -95,11 +95,5 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(STAMP_BUILD)
 
-dist# Static facts of the CUDA kernels (registers, spills, occupancy, SASS per element), from the
-# compiler alone: rewrites benchmarks/results/gpu_static.md and fails on a failed check.
-.PHONY: gpu-static
-gpu-static: $(STAMP_DEPS)
-	$(PY) benchmarks/gpu/static_report.py --check
-
-clean: clean
+distclean: clean
 	rm -rf $(VENV)

@@ -8,6 +8,7 @@
 #include "bindings/engine.hpp"
 #include "bindings/types.hpp"
 #include "core/crc32c.hpp"
+#include "core/fp_env.hpp"
 #include "core/histogram.hpp"
 #include "core/numpy_bins.hpp"
 #include "core/thresholds.hpp"
@@ -140,6 +141,7 @@ PYBIND11_MODULE(_cpu, m) {
             std::vector<cuda::Stream> ps;
             for (std::uintptr_t p : producers) ps.push_back(reinterpret_cast<cuda::Stream>(p));
             py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
             return e.enqueue_v2(std::move(items), ps);
           },
           py::arg("views"), py::arg("ks"), py::arg("producers") = std::vector<std::uintptr_t>{},
@@ -150,16 +152,19 @@ PYBIND11_MODULE(_cpu, m) {
       .def("done",
            [](cuda::PendingV2& p) {
              py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
              return p.done();
            })
       .def("wait",
            [](cuda::PendingV2& p) {
              py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
              p.wait();
            })
       .def("results",
            [](cuda::PendingV2& p) {
              py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
              return p.results();
            })
       .def("__len__", &cuda::PendingV2::size);
@@ -210,6 +215,7 @@ PYBIND11_MODULE(_cpu, m) {
           std::uint32_t crc;
           {
             py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
             crc = crc32c(p, static_cast<std::size_t>(n));
           }
           return crc;

@@ -11,6 +11,7 @@
 
 #include "bindings/engine.hpp"
 #include "bindings/types.hpp"
+#include "core/fp_env.hpp"
 #include "core/histogram.hpp"
 #include "cuda/device.hpp"
 #include "cuda/engine.hpp"
@@ -96,6 +97,7 @@ PYBIND11_MODULE(_cuda, m) {
         std::vector<cuda::Stream> ps;
         for (std::uintptr_t p : producers) ps.push_back(as_stream(p));
         py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
         cuda::CudaEngine engine(as_stream(stream), device);
         return engine.enqueue_v2(std::move(items), ps);
       },

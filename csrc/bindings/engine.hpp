@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bindings/types.hpp"
+#include "core/fp_env.hpp"
 #include "core/histogram.hpp"
 #include "core/numpy_bins.hpp"
 
@@ -34,6 +35,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
        "range",
        [](E& e, const StridedView& v) {
          py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
          return range_of(e, v);
        },
        py::arg("view"), "Finite min/max and value counts, multiplicity included.")
@@ -41,6 +43,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
           "v2",
           [](E& e, const StridedView& v, std::int64_t k) {
             py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
             return std::move(e.v2_many({BatchItem{v, k}}).front());
           },
           py::arg("view"), py::arg("k"), "TensorBoard's v2 buckets of the view.")
@@ -49,6 +52,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
           [](E& e, const StridedView& v, std::int64_t k, double global_min, double global_max,
              std::uint64_t global_num, std::optional<RangeStats> local) {
             py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
             return histogram_v2_shard(e, v, k, GlobalRange{global_min, global_max, global_num},
                                       local ? &*local : nullptr);
           },
@@ -64,6 +68,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
             items.reserve(views.size());
             for (std::size_t i = 0; i < views.size(); ++i) items.push_back(BatchItem{views[i], ks[i]});
             py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
             return e.v2_many(items);
           },
           py::arg("views"), py::arg("ks"), "v2 histograms of many views, in input order.")
@@ -71,6 +76,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
           "v1",
           [](E& e, const StridedView& v) {
             py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
             return histogram_v1(e, v);
           },
           py::arg("view"), "TensorFlow's v1 buckets, range and exact sums, in one read.")
@@ -78,6 +84,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
           "v1_partial",
           [](E& e, const StridedView& v) {
             py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
             return histogram_v1_partial(e, v);
           },
           py::arg("view"), "A shard's v1 content with the exact sums as int64 digit arrays.")
@@ -87,6 +94,7 @@ template <class E> py::class_<E> bind_engine(py::module_& m, const char* name, c
             std::vector<std::uint64_t> counts;
             {
               py::gil_scoped_release nogil;
+            const IeeeArithmetic ieee;
               counts = numpy_counts(e, v, bins, stats ? *stats : range_of(e, v));
             }
             return to_numpy(counts);
