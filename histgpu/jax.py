@@ -292,24 +292,21 @@ def _check_writer(writer: Any) -> None:
 
 
 def _write(writer: Any, results: Sequence[Tuple[str, Result]], step: Optional[int], walltime: Optional[float]) -> None:
-    """One event holding every histogram (and the non-finite companion scalars) of `results`.
+    """One event holding every histogram (and the non-finite companion scalars) of `results`,
+    as ``SummaryWriter.add_histograms(..., layout="v2")`` or ``bins="tensorflow"`` writes it."""
+    writer.add_computed(results, step, walltime)
 
-    The histograms are computed already, so the event goes straight to the writer's queue
-    (behind any event still waiting for a GPU), as ``add_histograms`` would write it."""
-    from tensorboard.compat.proto import summary_pb2
 
-    from . import proto as _proto
-    from . import writer as _w
-
-    values = []
-    for tag, h in results:
-        if isinstance(h, V1Histogram):
-            value = summary_pb2.Summary.Value(tag=tag, histo=_proto.v1_to_proto(h))
-        else:
-            value = _proto.histogram_v2_value(tag, h.to_tensor())
-        values.append((tag, (value, (h.nan, h.posinf, h.neginf))))
-    wall = time.time() if walltime is None else float(walltime)
-    writer._queue().put_ready(_w._event(_w._summary(values), step, wall))
+def _buckets(bins: Union[str, int]) -> Optional[int]:
+    """None for ``bins="tensorflow"`` (the v1 proto), else the v2 bucket count."""
+    if isinstance(bins, str):
+        if bins != "tensorflow":
+            raise ValueError(f"bins must be 'tensorflow' (TensorFlow's v1 HistogramProto) or an int k "
+                             f"(TensorBoard's v2 [k, 3] tensor), not {bins!r}")
+        return None
+    if isinstance(bins, bool):
+        raise TypeError("bins must be 'tensorflow' or an int, not a bool")
+    return _options.bucket_count(bins)
 
 
 def log_histograms(
@@ -363,7 +360,7 @@ def log_histograms(
     from . import writer as _w
 
     _check_writer(writer)
-    k = _w._v2_buckets(bins)
+    k = _buckets(bins)
     mode = _options.nonfinite_mode(nonfinite)
     step = _w._check_step(step)
     pairs = [(_w._check_tag(tag), leaf) for tag, leaf in tree_tags(tree, prefix)]

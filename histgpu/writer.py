@@ -550,6 +550,48 @@ class SummaryWriter:
 
         events.put(_failing_in(f"{len(tags)} histograms at step {global_step}", job))
 
+    def add_computed(
+        self,
+        histograms: Union[Mapping[str, Any], Iterable[Tuple[str, Any]]],
+        global_step: Optional[int] = None,
+        walltime: Optional[float] = None,
+    ) -> None:
+        """Write histograms computed already, all in one event, with their non-finite companions.
+
+        For histograms of sharded tensors (:mod:`histgpu.torch`, :mod:`histgpu.jax`,
+        :mod:`histgpu.sharded`) and anything else that computed its results itself.
+
+        Parameters
+        ----------
+        histograms : mapping or iterable of (str, result)
+            Tags and results: a :class:`histgpu.Histogram` is written as TensorBoard's v2
+            ``[k, 3]`` tensor, a :class:`histgpu.V1Histogram` as TensorFlow's collapsed
+            ``HistogramProto``, and a ``HistogramProto`` as it is.
+        global_step, walltime
+            As in :meth:`add_histogram`.
+        """
+        events = self._queue()
+        global_step = _check_step(global_step)
+        wall = time.time() if walltime is None else float(walltime)
+        items = list(histograms.items() if isinstance(histograms, Mapping) else histograms)
+        values = []
+        for tag, h in items:
+            tag = _check_tag(tag)
+            if isinstance(h, histgpu.Histogram):
+                value = _proto.histogram_v2_value(tag, h.to_tensor())
+                bad = (h.nan, h.posinf, h.neginf)
+            elif isinstance(h, histgpu.V1Histogram):
+                value = summary_pb2.Summary.Value(tag=tag, histo=_proto.v1_to_proto(h))
+                bad = (h.nan, h.posinf, h.neginf)
+            elif isinstance(h, summary_pb2.HistogramProto):
+                value, bad = summary_pb2.Summary.Value(tag=tag, histo=h), (0, 0, 0)
+            else:
+                raise TypeError(f"add_computed takes histgpu.Histogram, histgpu.V1Histogram or HistogramProto "
+                                f"values, not {type(h).__name__} (tag {tag!r})")
+            values.append((tag, (value, bad)))
+        if values:
+            events.put_ready(_event(_summary(values), global_step, wall))
+
     def _add_value(
         self,
         tag: str,
@@ -558,7 +600,7 @@ class SummaryWriter:
         walltime: Optional[float] = None,
         nonfinite: Tuple[int, int, int] = (0, 0, 0),
     ) -> None:
-        """Write a histogram value computed elsewhere (:mod:`histgpu.torch`'s histograms of
+        """Write one summary value built elsewhere (histgpu.torch's PyTorch-layout protos of
         sharded tensors), with its companion non-finite scalars."""
         events = self._queue()
         _check_tag(tag)

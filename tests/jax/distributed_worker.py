@@ -127,8 +127,11 @@ def main() -> int:
         with histgpu.SummaryWriter(os.path.join(logdir, "ref")) as ref:
             for step in range(2):
                 for bins in ("tensorflow", 30):
-                    ref.add_histograms({t: np.asarray(v) for t, v in hjax.tree_tags(tree, str(bins))}, step,
-                                       bins=bins, walltime=100.0 + step)
+                    full = {t: np.asarray(v) for t, v in hjax.tree_tags(tree, str(bins))}
+                    if bins == "tensorflow":  # TensorFlow's collapsed v1 proto of the whole array
+                        ref.add_computed({t: histgpu.compute_v1(a) for t, a in full.items()}, step, 100.0 + step)
+                    else:
+                        ref.add_histograms(full, step, bins=bins, walltime=100.0 + step, layout="v2")
     # The same pytree logged from inside jit: each process passes its own writer; JAX runs the
     # host callback once, in the process that holds the computation's first device.
     jit_writer = histgpu.SummaryWriter(os.path.join(logdir, f"jit{pid}"))

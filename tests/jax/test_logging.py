@@ -112,9 +112,13 @@ def test_training_loop_logs_what_add_histograms_writes(cpus, rng, tmp_path, bins
             params, opt, grads = train_step(params, opt, xs[step], ys[step])
             tree = {"params": params, "grads": grads, "opt": opt}
             out = hjax.log_histograms(w, tree, step, bins=bins, walltime=1000.0 + step)
-            # the reference: the same tags, each array gathered to the host first
+            # the reference: the same tags, each array gathered to the host first; v2 as the
+            # writer's layout="v2" writes it, v1 as TensorFlow's collapsed proto
             gathered = {tag: np.asarray(leaf) for tag, leaf in hjax.tree_tags(tree)}
-            ref.add_histograms(gathered, step, bins=bins, walltime=1000.0 + step)
+            if bins == "tensorflow":
+                ref.add_computed({t: histgpu.compute_v1(a) for t, a in gathered.items()}, step, 1000.0 + step)
+            else:
+                ref.add_histograms(gathered, step, bins=bins, walltime=1000.0 + step, layout="v2")
             assert list(out) == list(gathered)
     got, want = _summaries(tmp_path / "jax"), _summaries(tmp_path / "ref")
     assert sorted(got) == list(range(5)) and got == want
