@@ -159,6 +159,17 @@ def host_array(data: Any) -> np.ndarray:
         ) from None
 
 
+def _native_distinct(arr: np.ndarray) -> np.ndarray:
+    """Byte-swapped data in native byte order: a converted copy of its distinct elements only
+    (a broadcast view of a few elements stays a few elements, whatever its shape), with the
+    repetition kept as a zero stride."""
+    repeated = [e > 1 and s == 0 for e, s in zip(arr.shape, arr.strides)]
+    distinct = arr[tuple(slice(0, 1) if r else slice(None) for r in repeated)]
+    native = distinct.astype(arr.dtype.newbyteorder("="))
+    mult = int(np.prod([e for e, r in zip(arr.shape, repeated) if r], dtype=np.int64))
+    return np.broadcast_to(native.reshape(-1), (mult, native.size)) if mult > 1 else native
+
+
 def host_view(data: Any) -> HostView:
     """Validate host `data` and describe it as a zero-copy view with positive, merged strides."""
     arr = host_array(data)
@@ -169,7 +180,7 @@ def host_view(data: Any) -> HostView:
         )
     code = _dtypes.numpy_code(arr.dtype)
     if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))  # byte-swapped data: one converted copy
+        arr = _native_distinct(arr)
     ptr = int(arr.__array_interface__["data"][0]) if arr.size else 0
     return _view(HostView, arr, ptr, code, arr.shape, arr.strides, arr.dtype.itemsize)  # type: ignore[return-value]
 
