@@ -83,6 +83,12 @@ tensorboard: $(STAMP_DEPS)
 bench: $(STAMP_BUILD) $(STAMP_BENCH)
 	$(PY) -m benchmarks $(if $(FULL),--full,) $(BENCH_ARGS)
 
+# ruff and mypy (configured in pyproject.toml), as CI runs them.
+.PHONY: lint
+lint: $(STAMP_DEPS)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
 # Static facts of the CUDA kernels (registers, spills, occupancy, SASS per element), from the
 # compiler alone: rewrites benchmarks/results/gpu_static.md and fails on a failed check.
 .PHONY: gpu-static

@@ -133,9 +133,10 @@ def _nan_story(k):
     """One NaN in the data: what TensorBoard and histgpu each make of it (small data)."""
     import warnings
 
-    import histgpu
     import tensorflow as tf
     from tensorboard.plugins.histogram import summary_v2
+
+    import histgpu
 
     x = np.random.default_rng(1).standard_normal(100_000, dtype=np.float32)
     x[12345] = np.nan

@@ -194,7 +194,7 @@ def thresholds(vmin: float, vmax: float, k: int, dtype: np.dtype) -> np.ndarray:
 # Integer operations on the bits only: no float mode (XLA:CPU flushes subnormals) changes them.
 
 
-def _device_range(leaf: Any, dtype: np.dtype) -> Tuple[Any, Any, Any]:
+def _device_range(leaf: Any, dtype: np.dtype) -> Tuple[Any, Any, Any, Any]:
     """(finite mask, keys, ``[key(min), key(max)]``, ``[num, nan, posinf, neginf]``) of a traced leaf.
 
     The leaf keeps its shape (and so its sharding): only elementwise operations and full
@@ -293,7 +293,7 @@ def log_v2(writer: Any, pairs: Sequence[Tuple[str, Any]], step: Any, k: int, mod
     dtypes = [_leaf_dtype(tag, leaf) for tag, leaf in pairs]
     if not pairs:
         return
-    for (tag, leaf), dt in zip(pairs, dtypes):
+    for tag, leaf in pairs:
         if int(np.prod(np.shape(leaf), dtype=np.int64)) > 2**31 - 1 and not _x64():
             raise ValueError(
                 f"histgpu.jax.log_histograms_jit: leaf {tag!r} has more than 2**31 - 1 elements; its counts "
@@ -301,7 +301,7 @@ def log_v2(writer: Any, pairs: Sequence[Tuple[str, Any]], step: Any, k: int, mod
             )
     prepare()
     operands = []
-    for (tag, leaf), dt in zip(pairs, dtypes):
+    for (_, leaf), dt in zip(pairs, dtypes):
         leaf = jnp.asarray(leaf)
         finite, keys, range_keys, stats = _device_range(leaf, dt)
         operands += [range_keys, stats, _device_counts(keys, finite, range_keys, stats, k, dt)]

@@ -177,11 +177,13 @@ def torch_proto(
     """
     if totals.num == 0:
         return empty_proto()
-    counts = tensorflow_counts(v1_counts) if bins.kind == "tensorflow" and v1_counts is not None else None
+    counts: Optional[np.ndarray] = (tensorflow_counts(v1_counts) if bins.kind == "tensorflow" and v1_counts is not None
+                                    else None)
     if counts is None:
         rule, limits = float64_rule(bins, totals, estimate)
         counts = np.asarray(count(rule), dtype=np.int64)
     else:
+        assert bins.edges is not None  # bins='tensorflow' carries TensorFlow's limits
         limits = bins.edges
     kept, lims = _torch_buckets(counts, np.asarray(limits), max_bins)
     return summary_pb2.HistogramProto(

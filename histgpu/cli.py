@@ -77,7 +77,7 @@ def _regex(text: str) -> str:
     try:
         re.compile(text)
     except re.error as e:
-        raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {e}")
+        raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {e}") from None
     return text
 
 

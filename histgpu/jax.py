@@ -18,7 +18,6 @@ callbacks that carry O(k) numbers, not the arrays. Manual: ``docs/jax.md``.
 """
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -142,7 +141,7 @@ def _local_stack(pieces: Sequence[Tuple[np.ndarray, np.ndarray]], neutral: Tuple
     if not pieces:
         return neutral
     mins = np.stack([m for m, _ in pieces]).min(axis=0)
-    sums = np.sum(np.stack([s for _, s in pieces]), axis=0, dtype=np.int64)
+    sums = np.asarray(np.sum(np.stack([s for _, s in pieces]), axis=0, dtype=np.int64))
     return mins, sums
 
 
@@ -195,7 +194,7 @@ def histogram(
     # phase 2: counts against the merged range (the second and last read)
     counts = [_hs.local_counts(v, spec, k, num_threads=num_threads, device=device, local=r)
               for v, r in zip(views, ranges)]
-    total = np.sum(np.stack(counts), axis=0, dtype=np.int64) if counts else np.zeros(k, np.int64)
+    total = np.asarray(np.sum(np.stack(counts), axis=0, dtype=np.int64)) if counts else np.zeros(k, np.int64)
     if spans:
         total = _process_allgather_int64(total).sum(axis=0, dtype=np.int64)
     return _hs.histogram_from_counts(spec, total, nonfinite=mode)

@@ -204,7 +204,8 @@ class HistogramCallback(keras.callbacks.TensorBoard):
             raise ValueError("HistogramCallback(gradients=True) needs the TensorFlow backend")
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None or not self.model.trainable_weights:
-            warnings.warn("HistogramCallback: no optimizer or trainable weights; gradients are not logged")
+            warnings.warn("HistogramCallback: no optimizer or trainable weights; gradients are not logged",
+                          stacklevel=2)
             return
         inner = getattr(optimizer, "inner_optimizer", None) or optimizer  # unscaled gradients
         if "apply" in vars(inner):

@@ -42,18 +42,25 @@ class Engine:
         if hv.size == 0:
             return _cpu.View(0, hv.code, [0], [itemsize], 1)
         nbytes = itemsize + sum((e - 1) * s for e, s in zip(hv.shape, hv.strides))
-        buf = _engine.cuda_module().DeviceBuffer(ctypes.string_at(hv.ptr, nbytes), self.device)
+        mod = _engine.cuda_module()
+        assert mod is not None  # a real GPU engine exists only with the CUDA module
+        buf = mod.DeviceBuffer(ctypes.string_at(hv.ptr, nbytes), self.device)
         keep.append(buf)
         return _cpu.View(buf.ptr, hv.code, list(hv.shape), list(hv.strides), hv.multiplicity)
 
 
 def engines() -> List[Engine]:
     """Every engine of this build and machine (unavailable ones with the reason)."""
+    def cpu(isa: str) -> Callable[[], Any]:
+        return lambda: _cpu.CpuEngine(threads=2, isa=isa)
+
+    def gpu(device: int) -> Callable[[], Any]:
+        return lambda: mod.CudaEngine(device=device)  # type: ignore[union-attr]
+
     out = []
     for isa in ("baseline", "avx2", "avx512"):
         ok = isa in _cpu.supported_isas()
-        out.append(Engine(f"cpu {isa}", (lambda isa=isa: _cpu.CpuEngine(threads=2, isa=isa)),
-                          "" if ok else f"this CPU has no {isa.upper()}"))
+        out.append(Engine(f"cpu {isa}", cpu(isa), "" if ok else f"this CPU has no {isa.upper()}"))
     out.append(Engine("cuda-emulated", lambda: _cpu.EmulatedCudaEngine()))
     mod = _engine.cuda_module()
     if mod is None:
@@ -62,8 +69,7 @@ def engines() -> List[Engine]:
         out.append(Engine("cuda", lambda: None, mod.info().get("reason") or "no CUDA device"))
     else:
         for d in mod.info()["devices"]:
-            out.append(Engine(f"cuda:{d['id']} {d['name']}", (lambda i=d["id"]: mod.CudaEngine(device=i)),
-                              device=int(d["id"])))
+            out.append(Engine(f"cuda:{d['id']} {d['name']}", gpu(int(d["id"])), device=int(d["id"])))
     return out
 
 
@@ -96,7 +102,7 @@ def _sample(dt: Any, n: int, rng: np.random.Generator) -> np.ndarray:
 def _groups() -> Dict[str, List[Case]]:
     rng = np.random.default_rng(20261202)
     g: Dict[str, List[Case]] = {}
-    g["dtypes"] = [(np.dtype(dt).name, _sample(dt, 70000, rng), (1, 30, 1000)) for dt in _DTYPES]
+    g["dtypes"] = [(np.dtype(dt).name, _sample(dt, 70000, rng), [1, 30, 1000]) for dt in _DTYPES]
     base = rng.standard_normal(60000).astype(np.float32)
     two = base.reshape(-1, 100)
     g["layouts"] = [
@@ -106,7 +112,7 @@ def _groups() -> Dict[str, List[Case]]:
         ("broadcast", np.broadcast_to(base[:333], (9, 333)), (30,)),
         ("unaligned float64", np.frombuffer(base.tobytes()[4:4 + 8 * 5000], np.float64), (30,)),
     ]
-    edges = []
+    edges: List[Case] = []
     for dt in (np.float16, np.float32, np.float64, ml_dtypes.bfloat16):
         for lo, hi, k in ((-1.0, 1.0, 30), (0.1, 0.7, 7), (-3.0, 1000.0, 999)):
             e = np.asarray(lo + (hi - lo) / k * np.arange(k + 1), dtype=np.float64).astype(dt)

@@ -17,9 +17,9 @@ import os
 import socket
 import time
 import weakref
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union, cast
 
 import numpy as np

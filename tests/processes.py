@@ -2,6 +2,7 @@
 
 import os
 
+
 def kill_process_groups(procs):
     """Kill (SIGKILL) the process group of every still-running Popen started with
     ``start_new_session=True``, and reap it: tests that start workers clean up even on failure."""

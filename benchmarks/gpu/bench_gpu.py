@@ -165,7 +165,7 @@ def main(argv=None):
     rows.append({"what": "device-to-device copy (ceiling)", "median_ms": med * 1e3, "best_ms": best * 1e3,
                  "GB_per_s": 2 * nbytes / med / 1e9, "note": "bytes read + written"})
     print(f"copy: {2 * nbytes / med / 1e9:.1f} GB/s (read+write), best {copy_bw / 1e9:.1f}", flush=True)
-    del y
+    y = None  # the copy's output is no longer needed
     floor_v2 = 2 * nbytes / copy_bw  # two reads at the copy's rate
     floor_v1 = nbytes / copy_bw
 

@@ -75,7 +75,7 @@ def _measure_case(method: CpuMethod, x: np.ndarray, k: Optional[int], settings: 
             return _classify(e)
 
         def timed() -> None:
-            box[0] = run()
+            box[0] = run()  # noqa: F821 - bound above; ruff misreads the try
 
         release_memory()
         try:
@@ -198,7 +198,7 @@ def run(ctx: Context) -> Dict[str, Any]:
         for group in _process_groups(m, cases):
             run_method(
                 NAME, m.name, group, timing,
-                case_timeout_s=lambda c: 4 * budget + 60 + c["n"] * 4e-8,
+                case_timeout_s=lambda c: 4 * budget + 60 + c["n"] * 4e-8,  # noqa: B023 - used in this loop
                 on_result=lambda c, r, m=m: record(m, c, r),
                 skip_after_timeout=lambda bad, c: (c["dtype"], c["buckets"]) == (bad["dtype"], bad["buckets"])
                 and c["n"] >= bad["n"],

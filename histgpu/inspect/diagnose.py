@@ -304,7 +304,7 @@ def _check_vanishing(d: Diagnosis, valid, th: Thresholds) -> None:
 
 
 def _check_unchanged(d: Diagnosis, valid, th: Thresholds) -> None:
-    (s0, b0), (s1, b1) = valid[0], valid[-1]
+    (s0, _), (s1, _) = valid[0], valid[-1]
     if s0.step == s1.step:
         return
     range0 = s0.max - s0.min

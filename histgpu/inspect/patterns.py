@@ -48,7 +48,7 @@ class RegexTimeoutError(ValueError):
 
 def _parse(pattern: str, flags: int) -> Any:
     try:
-        from re import _parser as parser  # Python >= 3.11
+        from re import _parser as parser  # type: ignore[attr-defined]  # Python >= 3.11
     except ImportError:  # pragma: no cover - older Pythons
         import sre_parse as parser
     return parser.parse(pattern, flags)
@@ -66,7 +66,7 @@ def _explores(subpattern: Any) -> Optional[int]:
             inner = _explores(av[-1])
         elif name == "BRANCH":
             counts = [_explores(alt) for alt in av[1]]
-            inner = None if None in counts else sum(counts)
+            inner = None if None in counts else sum(c for c in counts if c is not None)
         else:
             return None
         if inner is None:
@@ -86,6 +86,7 @@ def _cannot_backtrack(pattern: str, flags: int) -> bool:
 
 def _stop(proc: subprocess.Popen) -> None:
     """End the worker this module started (its stdin closing ends it; kill if it is busy)."""
+    assert proc.stdin is not None and proc.stdout is not None  # both are pipes
     if proc.poll() is None:
         try:
             proc.stdin.close()
@@ -165,11 +166,13 @@ class BoundedRegex:
         proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WORKER], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, encoding="utf-8")
         self._finalizer = weakref.finalize(self, _stop, proc)
-        answers = queue.Queue()
+        answers: "queue.Queue[Optional[str]]" = queue.Queue()
+        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
+        stdout = proc.stdout
         self._answers = answers
 
         def read() -> None:  # a thread, so that waiting for an answer can time out
-            for line in proc.stdout:
+            for line in stdout:
                 answers.put(line.strip())
             answers.put(None)  # the worker exited
 
@@ -181,6 +184,7 @@ class BoundedRegex:
     def _ask_worker(self, text: str) -> bool:
         if self._proc is None:
             self._proc = self._start()
+        assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(json.dumps(text) + "\n")
             self._proc.stdin.flush()

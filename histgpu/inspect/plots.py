@@ -99,9 +99,9 @@ def ridge_figure(d: Diagnosis, buckets: Sequence[Buckets], max_lines: int = 40, 
     scale = 2.5 * spacing / ref
     cmap = colormaps["Oranges"]
     n = len(items)
-    for j, ((s, _), d) in enumerate(zip(items, dens)):
+    for j, ((s, _), density) in enumerate(zip(items, dens)):
         base = (n - 1 - j) * spacing  # oldest at the top (back), newest at the bottom (front)
-        ys = base + np.minimum(np.concatenate([[0.0], d, [0.0]]) * scale, 4.0 * spacing)
+        ys = base + np.minimum(np.concatenate([[0.0], density, [0.0]]) * scale, 4.0 * spacing)
         color = cmap(0.3 + 0.65 * (j / max(n - 1, 1)))
         ax.fill_between(xs, base, ys, color="white", zorder=3 * j, linewidth=0)
         ax.fill_between(xs, base, ys, color=color, alpha=0.25, zorder=3 * j + 1, linewidth=0)

@@ -29,7 +29,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Pattern, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Pattern, Tuple
 
 import numpy as np
 
@@ -185,6 +185,7 @@ class _EventFileLoader:
                 msg += " (expected only while a writer is still writing this file)"
             out.append(ReadProblem(self.path, msg))
         if self.undecodable:
+            assert self.first_undecodable is not None  # set with the first undecodable record
             offset, why = self.first_undecodable
             out.append(ReadProblem(self.path, f"skipped {self.undecodable} record(s) with valid checksums that are "
                                               f"not TensorBoard events (first at byte {offset}: {why})"))
@@ -214,7 +215,7 @@ class _Skipped:
 
 
 def _make_accumulator(path: str, keep: Callable[[str], bool], on_event: Callable[[], None],
-                      skipped: _Skipped) -> Tuple[object, Dict[str, _EventFileLoader]]:
+                      skipped: _Skipped) -> Tuple[Any, Dict[str, _EventFileLoader]]:
     """An ``EventAccumulator`` for ``path`` that keeps only what ``inspect`` needs.
 
     Its records are read by :class:`_EventFileLoader` (not TensorFlow's reader, which
@@ -334,7 +335,7 @@ def _series_from_accumulator(run: str, acc, skipped: _Skipped) -> List[Histogram
             except MalformedPayload as e:
                 skipped.add(tag, ev.step, str(e))
                 continue
-            v1 = {"min": h.min, "max": h.max, "num": h.num, "sum": h.sum, "sum_squares": h.sum_squares}
+            v1: Optional[dict] = {"min": h.min, "max": h.max, "num": h.num, "sum": h.sum, "sum_squares": h.sum_squares}
             points.setdefault(tag, []).append((ev.step, ev.wall_time, "v1", b, v1))
     for tag in tensor_tags:
         if tag not in plugin_tags:
@@ -353,9 +354,9 @@ def _series_from_accumulator(run: str, acc, skipped: _Skipped) -> List[Histogram
         pts.sort(key=lambda p: (p[0], p[1] if p[1] == p[1] else 0.0))
         fmts = sorted({p[2] for p in pts})
         series = HistogramSeries(run, tag, "+".join(fmts))
-        for step, wall, _, b, v1 in pts:
+        for step, wall, _, b, v1_fields in pts:
             with np.errstate(all="ignore"):  # absurd but finite numbers overflow to inf/NaN stats
-                stats = step_stats(step, wall, b, v1=v1, nonfinite=nonfinite.pop((tag, step), 0))
+                stats = step_stats(step, wall, b, v1=v1_fields, nonfinite=nonfinite.pop((tag, step), 0))
             series.buckets.append(b)
             series.stats.append(stats)
         out.append(series)
@@ -445,7 +446,7 @@ def _read(logdir: str, tag_re: Optional[BoundedRegex], run_re: Optional[BoundedR
         files = files_by_run[run_dir]
         notify("run", {"index": index, "runs": len(named), "run": name, "files": len(files),
                        "bytes": sum(_file_size(p) for p in files)})
-        counter = {"n": 0, "t": time.monotonic()}
+        counter: Dict[str, Any] = {"n": 0, "t": time.monotonic()}
 
         def on_event(counter=counter, name=name) -> None:
             counter["n"] += 1

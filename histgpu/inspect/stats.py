@@ -54,7 +54,8 @@ class Buckets:
         return cls(t[:, 0].copy(), t[:, 1].copy(), t[:, 2].copy())
 
     @classmethod
-    def from_v1(cls, vmin: float, vmax: float, limits: Sequence[float], counts: Sequence[float]) -> "Buckets":
+    def from_v1(cls, vmin: float, vmax: float, limits: "Sequence[float] | np.ndarray",
+                counts: "Sequence[float] | np.ndarray") -> "Buckets":
         """From a v1 ``HistogramProto``'s fields.
 
         Mirrors TensorBoard's ``data_compat._migrate_histogram_value`` (in float64 rather
@@ -167,24 +168,24 @@ def bucket_moments(b: Buckets) -> tuple:
     return n, mean, math.sqrt(max(var, 0.0))
 
 
-def quantiles(b: Buckets, qs: Sequence[float]) -> np.ndarray:
+def quantiles(b: Buckets, qs: "Sequence[float] | np.ndarray") -> np.ndarray:
     """Quantiles (``q`` in ``[0, 1]``) by linear interpolation inside buckets.
 
     ``q = 0`` gives the first left edge (the minimum) and ``q = 1`` the last right edge.
     """
     b = b.nonempty()
-    qs = np.asarray(qs, dtype=np.float64)
+    q = np.asarray(qs, dtype=np.float64)
     if b.counts.size == 0:
-        return np.full(qs.shape, math.nan)
+        return np.full(q.shape, math.nan)
     cum = np.cumsum(b.counts)
-    target = qs * cum[-1]
+    target = q * cum[-1]
     # First bucket whose cumulative count reaches the target; it is non-empty.
     idx = np.clip(np.searchsorted(cum, target, side="left"), 0, cum.size - 1)
     before = cum[idx] - b.counts[idx]
     frac = np.clip((target - before) / b.counts[idx], 0.0, 1.0)
     out = b.left[idx] + frac * (b.right[idx] - b.left[idx])
-    out[qs <= 0] = b.left[0]
-    out[qs >= 1] = b.right[-1]
+    out[q <= 0] = b.left[0]
+    out[q >= 1] = b.right[-1]
     return out
 
 

@@ -5,7 +5,6 @@ including edge values, and on the finite part when non-finite values are mixed i
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

@@ -7,7 +7,6 @@ import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
-
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import as_strided

@@ -3,10 +3,9 @@ PyTorch is a test dependency (pyproject.toml), so these never skip."""
 
 import numpy as np
 import pytest
+import torch  # a test dependency (pyproject.toml): never skipped
 
 import histgpu
-
-import torch  # a test dependency (pyproject.toml): never skipped
 
 
 def test_parameter_that_requires_grad():

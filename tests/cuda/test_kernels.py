@@ -80,7 +80,7 @@ def _mode_boundaries(key_size):
     """The last k of each count mode (csrc/cuda/policy.hpp's rule, read from the module)."""
     out, prev = [], _cpu.count_mode(1, key_size)
     lo = 1
-    for mode_end in range(3):
+    for _ in range(3):
         hi = 1 << 22
         while lo < hi:  # first k whose mode is past `prev`
             mid = (lo + hi) // 2

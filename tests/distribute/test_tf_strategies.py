@@ -26,7 +26,6 @@ import numpy as np
 import pytest
 
 from ..processes import kill_process_groups
-
 from . import tf_worker as W
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -170,7 +169,7 @@ def test_workers_checked_their_own_tensors(run):
 def test_written_once_by_the_chief(run):
     kind, logdir, _, _, workers = run
     chief = _raw_values(os.path.join(logdir, "worker0"))
-    for sc, t2, t1 in _expected_tags(kind):
+    for _sc, t2, t1 in _expected_tags(kind):
         for t in (t2, t1):
             if t is not None:
                 assert len(chief.get(t, [])) == 1, f"{t}: written {len(chief.get(t, []))} times"

@@ -15,10 +15,9 @@ import sys
 import time
 
 import pytest
+import torch  # noqa: F401,E402 - a test dependency: fail, never skip, where it is missing
 
 from ..processes import kill_process_groups
-
-import torch  # noqa: F401,E402 - a test dependency: fail, never skip, where it is missing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT_S = 120

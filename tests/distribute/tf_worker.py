@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 import warnings
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 

@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from . import synth as S
 from histgpu.inspect import inspect_logdir
 from histgpu.inspect.reader import scan_records
 from histgpu.writer import SummaryWriter
+
+from . import synth as S
 
 
 def _only_file(run_dir) -> str:

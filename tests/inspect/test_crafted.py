@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
 
-from . import crafted as C
 from histgpu import cli
 from histgpu.inspect import inspect_logdir
 from histgpu.inspect.records import RecordFile
+
+from . import crafted as C
 
 
 def _cli_subprocess(*argv: str, timeout: float = 240):

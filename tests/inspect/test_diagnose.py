@@ -13,9 +13,10 @@ from typing import Dict, Tuple
 
 import pytest
 
-from . import synth as S
 from histgpu import cli
 from histgpu.inspect import Diagnosis, Thresholds, inspect_logdir
+
+from . import synth as S
 
 FORMATS = {"v1": "tensorflow", "v2": 30}
 

@@ -13,8 +13,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from . import synth as S  # noqa: E402
 from histgpu.inspect import inspect_logdir  # noqa: E402
+
+from . import synth as S  # noqa: E402
 
 PATTERNS = ("healthy", "vanishing", "exploding", "frozen")
 EXPECTED = {

@@ -19,8 +19,9 @@ import tracemalloc
 
 from hypothesis import HealthCheck, given, settings
 
-from . import fuzz_files as F
 from histgpu.inspect.records import RecordFile
+
+from . import fuzz_files as F
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-from . import crafted as C
 from histgpu import cli
 from histgpu.inspect import inspect_logdir
+
+from . import crafted as C
 
 pytest.importorskip("matplotlib", reason="matplotlib is needed for the plots (pip install matplotlib)")
 

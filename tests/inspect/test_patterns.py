@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from . import crafted as C
 from histgpu.inspect import inspect_logdir
 from histgpu.inspect.diagnose import Thresholds
 from histgpu.inspect.patterns import BoundedRegex, RegexTimeoutError
+
+from . import crafted as C
 
 EVIL = "(a+)+$"  # exponential on "aaa...a!" in Python's backtracking re
 EVIL_TAG = "a" * 40 + "!"

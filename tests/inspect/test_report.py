@@ -11,9 +11,10 @@ import shutil
 
 import pytest
 
-from . import synth as S
-from ..tensorboard import tb_helpers as H
 from histgpu import cli
+
+from ..tensorboard import tb_helpers as H
+from . import synth as S
 
 PIL = pytest.importorskip("PIL.Image", reason="Pillow is needed to decode the plots")
 pytest.importorskip("matplotlib", reason="matplotlib is needed for the plots (pip install matplotlib)")

@@ -15,7 +15,8 @@ from .helpers import mesh, same_v2
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
+from jax.sharding import NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P
 
 import histgpu._jax_jit as jj  # noqa: E402
 import histgpu.jax as hjax  # noqa: E402

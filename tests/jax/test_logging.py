@@ -4,7 +4,6 @@ histgpu.SummaryWriter: tags follow the pytree paths, and each event is the one
 from __future__ import annotations
 
 import collections
-import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +15,8 @@ from .helpers import mesh
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
+from jax.sharding import NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P
 
 import histgpu.jax as hjax  # noqa: E402
 

@@ -14,7 +14,8 @@ from .helpers import mesh, same_v1, same_v2
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec as P, SingleDeviceSharding  # noqa: E402
+from jax.sharding import NamedSharding, SingleDeviceSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P
 
 import histgpu.jax as hjax  # noqa: E402
 

@@ -6,15 +6,15 @@ import math
 import warnings
 
 import numpy as np
-
-import histgpu
 import pytest
 
+import histgpu
+
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-import histgpu  # noqa: E402
 from histgpu.proto import collapse_empty_buckets, histogram_proto  # noqa: E402
 
 from . import tb_helpers as H  # noqa: E402

@@ -261,7 +261,7 @@ def test_browser_histograms_dashboard(server, logdir, browser, tmp_path):
     for chunk in H.iter_chunks(wanted, 5):
         pattern = "^(" + "|".join(re.escape(t) for t in chunk) + ")$"
         browser.get(server.url + "/#histograms&tagFilter=" + urllib.parse.quote(pattern, safe=""))
-        ok = H.wait_until(lambda: _rendered(browser, chunk), timeout=60)
+        ok = H.wait_until(lambda: _rendered(browser, chunk), timeout=60)  # noqa: B023 - called here
         assert ok, f"tags {chunk} not rendered; page text: {browser.execute(H.DEEP_TEXT_JS)[-1500:]}"
         # Each card holds a histogram chart component.
         charts = H.wait_until(lambda: browser.execute(H.DEEP_COUNT_JS, "tf-histogram-loader"), timeout=30)

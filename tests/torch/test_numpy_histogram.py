@@ -175,7 +175,7 @@ def test_plans_are_numpys_rule_on_every_interval():
         a = sample(dtype, 2000)
         counts, edges = np.histogram(a, 37)
         # the same rule histgpu builds, checked value by value on the interval ends
-        first, last = _numpy_bins.outer_edges(a.size, None, lambda: (a.min(), a.max()))
+        first, last = _numpy_bins.outer_edges(a.size, None, lambda: (a.min(), a.max()))  # noqa: B023
         rule, _ = _numpy_bins.uniform_bins(np.dtype(dtype), first, last, 37)
         t, labels = rule.plan(code, float(a.min()), float(a.max()))
         assert len(labels) == len(t) - 1 and np.all(np.diff(labels) != 0)
