@@ -80,7 +80,8 @@ def engines() -> List[Engine]:
 Case = Tuple[str, np.ndarray, Sequence[int]]  # (what, data, bucket counts); v1 is always checked
 
 
-def _sample(dt: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample(dt: Any, n: int, rng: np.random.Generator, nonfinite: bool = True) -> np.ndarray:
+    """n values of dtype `dt`: normal with outliers, and (`nonfinite`) NaN/±Inf where the type has them."""
     d = np.dtype(dt)
     if d == np.bool_:
         return rng.random(n) < 0.3
@@ -91,7 +92,7 @@ def _sample(dt: Any, n: int, rng: np.random.Generator) -> np.ndarray:
     x[rng.random(n) < 0.01] *= 1e3
     with np.errstate(over="ignore", invalid="ignore"):
         x = x.astype(d)
-    if n > 10:
+    if nonfinite and n > 10:
         x[rng.integers(0, n, 3)] = np.nan
         if d.name != "float8_e4m3fn":
             x[rng.integers(0, n, 2)] = np.inf
@@ -102,7 +103,7 @@ def _sample(dt: Any, n: int, rng: np.random.Generator) -> np.ndarray:
 def _groups() -> Dict[str, List[Case]]:
     rng = np.random.default_rng(20261202)
     g: Dict[str, List[Case]] = {}
-    g["dtypes"] = [(np.dtype(dt).name, _sample(dt, 70000, rng), [1, 30, 1000]) for dt in _DTYPES]
+    g["dtypes"] = [(np.dtype(dt).name, sample(dt, 70000, rng), [1, 30, 1000]) for dt in _DTYPES]
     base = rng.standard_normal(60000).astype(np.float32)
     two = base.reshape(-1, 100)
     g["layouts"] = [
@@ -142,13 +143,14 @@ def _groups() -> Dict[str, List[Case]]:
     ]
     x = rng.standard_normal(20000).astype(np.float32)
     ks = sorted({0, 1, 2, 30, 429, 430, 1024, 1025, 4095, 4096, 9000, 1 << 16}
-                | {k for b in _mode_boundaries(4) for k in (b, b + 1)})
+                | {k for b in mode_boundaries(4) for k in (b, b + 1)})
     g["bucket counts"] = [("float32, every GPU shared-memory mode", x, tuple(ks)),
                           ("float64", x.astype(np.float64), (30, 300, 3000, 30000))]
     return g
 
 
-def _mode_boundaries(key_size: int) -> List[int]:
+def mode_boundaries(key_size: int) -> List[int]:
+    """The last k of each GPU count mode (csrc/cuda/policy.hpp's rule, read from the module)."""
     out, prev, lo = [], _cpu.count_mode(1, key_size), 1
     for _ in range(3):
         hi = 1 << 22

@@ -13,7 +13,7 @@ from typing import Any, Callable, List, Tuple
 import numpy as np
 
 import histgpu
-from histgpu import _cpu, _input
+from histgpu import _cpu, _input, selftest
 
 try:
     from histgpu import _cuda
@@ -156,24 +156,7 @@ def check_v1(case: EngineCase, engine: Any, host_arr: np.ndarray, offset: int = 
     assert np.array_equal(gp.sumsq_digits, cp.sumsq_digits), f"{case.name} {what}: sum-of-squares digits"
 
 
-def sample(dt: Any, n: int, rng: np.random.Generator, nonfinite: bool = True) -> np.ndarray:
-    """n values of dtype `dt`: normal with a few outliers, and NaN/±Inf where the type has them."""
-    d = np.dtype(dt)
-    if d == np.bool_:
-        return rng.random(n) < 0.3
-    if d.kind in "iu":
-        info = np.iinfo(d)
-        return rng.integers(info.min, info.max, n, dtype=d, endpoint=True)
-    x = rng.standard_normal(n) * 3.0
-    x[rng.random(n) < 0.01] *= 1e3
-    with np.errstate(over="ignore", invalid="ignore"):
-        x = x.astype(d)
-    if nonfinite and n > 10:
-        x[rng.integers(0, n, 3)] = np.nan
-        if d.name != "float8_e4m3fn":  # no infinities in that format (they become NaN)
-            x[rng.integers(0, n, 2)] = np.inf
-            x[rng.integers(0, n, 1)] = -np.inf
-    return x
+sample = selftest.sample  # n values of a dtype, NaN/±Inf included unless nonfinite=False
 
 
 def layouts(x: np.ndarray) -> dict:

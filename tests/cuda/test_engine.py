@@ -17,30 +17,10 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX shares th
 import histgpu
 from histgpu import _cpu, _input
 
-from .engines import CPU, bits, same_v1, same_v2
+from .engines import CPU, GPU, _cuda, bits, cupy, same_v1, same_v2, torch
 
-try:
-    from histgpu import _cuda
-except ImportError:
-    _cuda = None
-
-GPU = bool(histgpu.build_info()["cuda"]["device_available"])
 NO_GPU = "no usable CUDA device (CUDA engine not built, no driver or no GPU): GPU==CPU tests skipped"
 pytestmark = pytest.mark.skipif(not GPU, reason=NO_GPU)
-
-cupy = torch = None
-if GPU:  # import the frameworks only where they can be used
-    try:
-        import cupy
-    except Exception:  # noqa: BLE001 - any import failure means no CuPy
-        cupy = None
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            torch = None
-    except Exception:  # noqa: BLE001
-        torch = None
 try:
     import ml_dtypes
 except ImportError:  # pragma: no cover

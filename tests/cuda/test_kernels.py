@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import histgpu
-from histgpu import _cpu
+from histgpu import _cpu, selftest
 
 from ..core.oracles import ulp_neighbours
 from .engines import CPU, check_v1, check_v2, engine_cases, layouts, same_v2, sample
@@ -76,26 +76,9 @@ def test_vector_heads_and_tails(case, engine, offset):
 # ------------------------------------------------------------------------------------------------
 
 
-def _mode_boundaries(key_size):
-    """The last k of each count mode (csrc/cuda/policy.hpp's rule, read from the module)."""
-    out, prev = [], _cpu.count_mode(1, key_size)
-    lo = 1
-    for _ in range(3):
-        hi = 1 << 22
-        while lo < hi:  # first k whose mode is past `prev`
-            mid = (lo + hi) // 2
-            if _cpu.count_mode(mid, key_size) > prev:
-                hi = mid
-            else:
-                lo = mid + 1
-        out.append(lo - 1)
-        prev = _cpu.count_mode(lo, key_size)
-    return out
-
-
 @pytest.mark.parametrize("key_size", [4, 8], ids=["float32", "float64"])
 def test_count_modes_and_their_boundaries(case, engine, key_size):
-    bounds = _mode_boundaries(key_size)
+    bounds = selftest.mode_boundaries(key_size)
     assert [_cpu.count_mode(b, key_size) for b in bounds] == [0, 1, 2]
     assert [_cpu.count_mode(b + 1, key_size) for b in bounds] == [1, 2, 3]
     dt = np.float32 if key_size == 4 else np.float64

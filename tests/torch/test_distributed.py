@@ -7,16 +7,13 @@ the events ``log_histograms`` writes with those of ``torch.utils.tensorboard.Sum
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
 import sys
-import time
 
 import pytest
 
-from ..processes import kill_process_groups
+from ..processes import run_ranks as start_ranks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT_S = 300
@@ -33,26 +30,10 @@ def run_ranks(world: int, scenario: str, logdir: str) -> list:
     port = _free_port()
     env = dict(os.environ, HISTGPU_NUM_THREADS="1", OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
                MASTER_ADDR="127.0.0.1", TF_CPP_MIN_LOG_LEVEL="3")
-    procs = []
-    reports = []
-    try:
-        for rank in range(world):
-            procs.append(subprocess.Popen(
-                [sys.executable, os.path.join(HERE, "dist_worker.py"), str(rank), str(world), str(port), scenario, logdir],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-            ))
-        deadline = time.monotonic() + TIMEOUT_S
-        for rank, p in enumerate(procs):
-            try:
-                out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"{scenario}: {world} ranks did not finish within {TIMEOUT_S} s")
-            lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-            assert p.returncode == 0 and lines, f"rank {rank} failed (rc={p.returncode}):\n{out}\n{err[-3000:]}"
-            reports.append(json.loads(lines[-1]))
-    finally:
-        kill_process_groups(procs)
-    return reports
+    return start_ranks(
+        lambda rank: [sys.executable, os.path.join(HERE, "dist_worker.py"), str(rank), str(world), str(port), scenario,
+                      logdir],
+        world, env, TIMEOUT_S, scenario)
 
 
 @pytest.mark.parametrize("scenario, world", [("dtensor", 2), ("dtensor", 4), ("fsdp", 4), ("tp", 2)])
