@@ -27,7 +27,7 @@ template <class K, CountMode kMode> struct CountPass {
   simt::u64* global;
   int k;
   bool active;
-  K lo, scale, gmax;
+  K lo, scale, last_bucket;  // the first guess (x - lo) * scale, clamped to [0, k - 1]
 
   HISTGPU_DEVICE void init(unsigned char* s, int) { smem = s; }
   HISTGPU_DEVICE void begin(const LaunchArgs& a, const DevTensor& t, int ti) {
@@ -49,7 +49,7 @@ template <class K, CountMode kMode> struct CountPass {
     }
     lo = static_cast<K>(plan.lo);
     scale = static_cast<K>(plan.scale);
-    gmax = static_cast<K>(k - 1);
+    last_bucket = static_cast<K>(k - 1);
   }
   HISTGPU_DEVICE bool skip() const { return !active; }
   HISTGPU_DEVICE void operator()(K x, bool valid) {
@@ -57,7 +57,7 @@ template <class K, CountMode kMode> struct CountPass {
     x = valid ? x : lo;  // what is not counted takes bucket 0's path: no branch on validity
     K q = (x - lo) * scale;
     q = q > K(0) ? q : K(0);
-    q = q < gmax ? q : gmax;
+    q = q < last_bucket ? q : last_bucket;
     int g = static_cast<int>(q);
     if (x >= T[g + 1]) {
       ++g;
