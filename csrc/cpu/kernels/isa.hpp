@@ -36,5 +36,8 @@ void v1_f64(const double* x, std::size_t n, const CountArgs<double>& a, std::uin
 // convert.cpp: exact conversion of every dtype into the kernel type.
 void to_f32(DType t, const char* p, std::int64_t stride, std::size_t n, float* out);
 void to_f64(DType t, const char* p, std::int64_t stride, std::size_t n, double* out);
+// patterns.cpp: the raw-pattern path's counters.
+void patterns16(const std::uint16_t* x, std::size_t n, std::uint32_t* counts);
+void patterns8(const std::uint8_t* x, std::size_t n, std::uint32_t* counts);
 
 }  // namespace histgpu::cpu::HISTGPU_ISA
