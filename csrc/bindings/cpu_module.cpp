@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings/cpu_arrays.hpp"
 #include "bindings/engine.hpp"
 #include "bindings/types.hpp"
 #include "core/crc32c.hpp"
@@ -55,9 +56,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.doc() = "histgpu's host engine and shared types (internal; use the histgpu package)";
   bindings::bind_types(m);
 
-  bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.")
-      .def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",
-           "isa: 'baseline', 'avx2', 'avx512' or '' (the best this CPU runs).");
+  auto cpu_engine = bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.");
+  cpu_engine.def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",
+                 "isa: 'baseline', 'avx2', 'avx512' or '' (the best this CPU runs).");
+  bindings::bind_cpu_arrays(cpu_engine, m);
 
   bindings::bind_engine<cuda::EmulatedCudaEngine>(
       m, "EmulatedCudaEngine",

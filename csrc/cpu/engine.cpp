@@ -71,8 +71,9 @@ void for_blocks(const StridedView& v, const KernelTable& kt, std::uint64_t a, st
     fill = 0;
   };
   for_rows(v, a, b, [&](const char* p, std::int64_t s, std::uint64_t len) {
+    // Short rows are packed into blocks, unless the row is all there is to read.
     const bool direct = is_native<K>(v.dtype) && s == static_cast<std::int64_t>(sizeof(K)) &&
-                        reinterpret_cast<std::uintptr_t>(p) % sizeof(K) == 0 && len >= kBlock;
+                        reinterpret_cast<std::uintptr_t>(p) % sizeof(K) == 0 && (len >= kBlock || len == b - a);
     if (direct) flush();
     for (std::uint64_t done = 0; done < len;) {
       const char* q = p + static_cast<std::int64_t>(done) * s;
@@ -113,6 +114,12 @@ template <class Work> void parallel_chunks(int nt, std::uint64_t n, Work&& work)
   for_chunks(nt, n, chunk_for(n, nt), std::forward<Work>(work));
 }
 
+// out[i] += the sum over `lanes` private copies of counter i (copy l at h + l * stride), i < n.
+void add_lanes(const std::uint64_t* h, int lanes, std::size_t stride, std::size_t n, std::uint64_t* out) {
+  for (int l = 0; l < lanes; ++l)
+    for (std::size_t i = 0; i < n; ++i) out[i] += h[l * stride + i];
+}
+
 template <class K> RangeStats to_stats(const RangeAcc<K>& acc) {
   RangeStats s;
   s.num = acc.num;
@@ -131,12 +138,13 @@ template <class K> void range_kernel(const KernelTable& kt, const K* x, std::siz
   else kt.range_f64(x, m, acc);
 }
 
-// A thread's conversion buffer, made by the thread that uses it, when it first needs it.
+// A thread's conversion buffer, made by the thread that uses it, when it first needs it (left
+// uninitialised: every value is written before it is read).
 template <class K> struct Scratch {
-  std::vector<K> buf;
+  std::unique_ptr<K[]> buf;
   K* get() {
-    if (buf.empty()) buf.resize(kBlock);
-    return buf.data();
+    if (!buf) buf.reset(new K[kBlock]);
+    return buf.get();
   }
 };
 
@@ -190,8 +198,7 @@ std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& k
   // Every thread's private copies of the nb counters, summed (the spare counter left out).
   std::vector<std::uint64_t> counts(args.nb, 0);
   for (const auto& h : hists)
-    if (!h.empty())
-      for (std::size_t i = 0; i < per_thread; ++i) counts[i % args.nb] += h[i];
+    if (!h.empty()) add_lanes(h.data(), args.lanes, args.nb, args.nb, counts.data());
   return counts;
 }
 
@@ -232,9 +239,7 @@ template <class K> V1Raw v1_impl(const StridedView& v, const KernelTable& kt, in
   RangeAcc<K> range;
   for (int t = 0; t < nt; ++t) {
     if (!accs[t]) continue;  // a thread that took no chunk
-    const auto& h = hists[t];
-    for (std::size_t i = 0; i < per_thread; ++i)
-      if (i % stride != static_cast<std::size_t>(args.nb)) raw.counts[i % stride] += h[i];
+    add_lanes(hists[t].data(), args.lanes, stride, args.nb, raw.counts.data());  // "no bucket" left out
     range.merge(accs[t]->range);
     if constexpr (std::is_same_v<K, float>) fold_fast_bins(*accs[t]);
     accs[t]->sums.fold_into(raw.sum, raw.sumsq);
