@@ -58,11 +58,11 @@ template <class F> void for_rows(const StridedView& v, std::uint64_t a, std::uin
   }
 }
 
-// Calls f(block, m) for the elements [a, b) of the view in row-major order, in blocks of at
-// most kBlock kernel-type values: pointers into the data where a row is long, contiguous,
-// aligned and of the kernel type; otherwise values are converted into `buf`, packing several
+// Calls f(block, m) for the elements [a, b) of the view in row-major order: pointers into the
+// data where a row is long, contiguous, aligned and of the kernel type (at most kMaxDirect
+// values at a time); otherwise values are converted into `buf` (kBlock values), packing several
 // short rows into one block so that kernels never run on a handful of values.
-template <class K, class F>
+template <class K, std::size_t kMaxDirect = kBlock, class F>
 void for_blocks(const StridedView& v, const KernelTable& kt, std::uint64_t a, std::uint64_t b,
                 K* buf, F&& f) {
   std::size_t fill = 0;  // values waiting in buf
@@ -78,7 +78,7 @@ void for_blocks(const StridedView& v, const KernelTable& kt, std::uint64_t a, st
     for (std::uint64_t done = 0; done < len;) {
       const char* q = p + static_cast<std::int64_t>(done) * s;
       if (direct) {
-        const auto m = static_cast<std::size_t>(std::min<std::uint64_t>(kBlock, len - done));
+        const auto m = static_cast<std::size_t>(std::min<std::uint64_t>(kMaxDirect, len - done));
         f(reinterpret_cast<const K*>(q), m);
         done += m;
       } else {
@@ -171,7 +171,9 @@ std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& k
   CountArgs<K> args;
   args.thresholds = thresholds.data();
   args.nb = static_cast<std::int32_t>(thresholds.size() - 1);
-  args.lanes = args.nb <= 8192 ? 8 : 1;
+  // Private copies of the counters, so that repeated hits of one bucket do not wait on one
+  // memory cell, as long as all of them stay in the first-level cache.
+  args.lanes = args.nb <= 1024 ? 4 : args.nb <= 4096 ? 2 : 1;
   args.skip_nonfinite = has_nonfinite;
   args.lo = static_cast<K>(plan.guess_lo);
   args.scale = static_cast<K>(plan.guess_scale);
@@ -185,10 +187,18 @@ std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& k
   parallel_chunks(nt, n, [&](int t, std::uint64_t a, std::uint64_t b) {
     std::vector<std::uint64_t>& h = hists[t];
     if (h.empty()) h.assign(per_thread + 1, 0);  // + the spare counter
-    for_blocks<K>(v, kt, a, b, scratch[t].get(), [&](const K* x, std::size_t m) {
-      if (observed) range_kernel<K>(kt, x, m, seen[t]);  // the block is in cache already
+    // Whole chunks at once where they lie in place: the one-hot counters then flush rarely.
+    auto count = [&](const K* x, std::size_t m) {
       if constexpr (std::is_same_v<K, float>) kt.count_v2_f32(x, m, args, h.data());
       else kt.count_v2_f64(x, m, args, h.data());
+    };
+    for_blocks<K, kMaxChunk>(v, kt, a, b, scratch[t].get(), [&](const K* x, std::size_t m) {
+      if (!observed) return count(x, m);
+      for (std::size_t i = 0; i < m; i += kBlock) {  // block by block: the range reads it from cache
+        const std::size_t len = std::min(kBlock, m - i);
+        range_kernel<K>(kt, x + i, len, seen[t]);
+        count(x + i, len);
+      }
     });
   });
   if (observed) {
