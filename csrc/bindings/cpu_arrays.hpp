@@ -131,6 +131,16 @@ template <class Class> void bind_cpu_arrays(Class& c, py::module_& m) {
           py::arg("items"), py::arg("codes"), py::arg("ks"),
           "v2 histograms of many items in one call (the GIL released once): item i is a numpy array holding "
           "dtype codes[i], or a View where codes[i] < 0. Histogram's fields as tuples, in input order.")
+      .def(
+          "read_array",
+          [](cpu::CpuEngine& e, py::handle array, int code) {
+            const StridedView v = array_view(array, code);
+            py::gil_scoped_release nogil;
+            return e.read_all(v);
+          },
+          py::arg("array"), py::arg("code"),
+          "Reads every byte of a contiguous numpy array once, as a pass of this engine would (the read "
+          "ceiling of the benchmarks); returns an exclusive-or of the data.")
       .def_property("pattern_min16", &cpu::CpuEngine::pattern_min16, &cpu::CpuEngine::set_pattern_min16,
                     "Fewest elements of a 16-bit view that take the raw-pattern path (0: always; negative: "
                     "never, for 8-bit views too).");

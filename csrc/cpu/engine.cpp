@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 
 #include "core/ordered.hpp"
 #include "core/patterns.hpp"
@@ -368,6 +369,21 @@ bool CpuEngine::count_patterns(const StridedView& view, std::vector<std::uint64_
       for (std::size_t p = 0; p < space; ++p) counts[p] += s.narrow[c * space + p];
   }
   return true;
+}
+
+std::uint64_t CpuEngine::read_all(const StridedView& view) {
+  const std::uint64_t n = view.size();
+  const auto size = static_cast<std::int64_t>(dtype_size(view.dtype));
+  if (view.ndim != 1 || (n > 1 && view.strides[0] != size))
+    throw std::invalid_argument("histgpu: read_all takes contiguous views");
+  const int nt = threads_for(n, threads_, kMinPerThreadRange, 0);
+  std::vector<std::uint64_t> out(nt, 0);
+  parallel_chunks(nt, n, [&](int t, std::uint64_t a, std::uint64_t b) {
+    out[t] ^= k_.read_bytes(view.base + a * size, static_cast<std::size_t>((b - a) * size));
+  });
+  std::uint64_t x = 0;
+  for (std::uint64_t v : out) x ^= v;
+  return x;
 }
 
 std::vector<V2Result> CpuEngine::v2_many(const std::vector<BatchItem>& items) {

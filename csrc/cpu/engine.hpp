@@ -22,6 +22,10 @@ class CpuEngine final : public Engine {
   // ones are split across all threads one after the other.
   std::vector<V2Result> v2_many(const std::vector<BatchItem>& items) override;
 
+  // Reads every byte of a contiguous view once, with the threads and chunks every pass uses:
+  // the read ceiling of the benchmarks (returns an exclusive-or of the data).
+  std::uint64_t read_all(const StridedView& view);
+
   // Fewest elements of a 16-bit view that take the raw-pattern path (below, the 2^16 counters
   // cost more than they save; 8-bit views always take it). 0: always; a negative value: never
   // (the tests compare both paths).

@@ -83,6 +83,9 @@ struct KernelTable {
   // copies and keeps every 32-bit counter below overflow.
   void (*patterns16)(const std::uint16_t* x, std::size_t n, std::uint32_t* counts);
   void (*patterns8)(const std::uint8_t* x, std::size_t n, std::uint32_t* counts);
+  // Reads n bytes as fast as this instruction set can (an exclusive-or of all of them, so that
+  // the reads cannot be left out): the read ceiling the benchmarks compare the kernels with.
+  std::uint64_t (*read_bytes)(const char* p, std::size_t n);
 };
 
 // Counter copies of the pattern kernels: consecutive elements count into different copies, so

@@ -39,5 +39,7 @@ void to_f64(DType t, const char* p, std::int64_t stride, std::size_t n, double* 
 // patterns.cpp: the raw-pattern path's counters.
 void patterns16(const std::uint16_t* x, std::size_t n, std::uint32_t* counts);
 void patterns8(const std::uint8_t* x, std::size_t n, std::uint32_t* counts);
+// read.cpp: the read ceiling.
+std::uint64_t read_bytes(const char* p, std::size_t n);
 
 }  // namespace histgpu::cpu::HISTGPU_ISA
