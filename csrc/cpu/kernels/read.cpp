@@ -1,5 +1,7 @@
 // The read ceiling (compiled per instruction set; see isa.hpp): every byte loaded once, in the
 // widest vectors this build has, four independent streams, the least work per byte possible.
+// The result is the exclusive-or of the data as 64-bit words (a last partial word zero-padded),
+// the same for every build and split, so long as every piece starts at a multiple of 8 bytes.
 #include <cstring>
 
 #include "cpu/kernels/isa.hpp"
@@ -42,7 +44,16 @@ std::uint64_t read_bytes(const char* p, std::size_t n) {
   }
   out = a ^ b ^ c ^ d;
 #endif
-  for (; i < n; ++i) out ^= static_cast<unsigned char>(p[i]);
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    out ^= w;
+  }
+  if (i < n) {  // a last partial word, zero-padded
+    std::uint64_t w = 0;
+    std::memcpy(&w, p + i, n - i);
+    out ^= w;
+  }
   return out;
 }
 
