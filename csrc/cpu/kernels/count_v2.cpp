@@ -89,6 +89,7 @@ bool guess_indices<float>(const float* x, std::size_t n, const CountArgs<float>&
   std::uint32_t any = 0;
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
+    prefetch_ahead(x + i, 64);
     const __m512 xv = _mm512_loadu_ps(x + i);
     __m512 q = _mm512_mul_ps(_mm512_sub_ps(xv, lo), scale);
     q = _mm512_min_ps(_mm512_max_ps(q, half), top);  // max(NaN, 0.5) gives 0.5
@@ -122,6 +123,7 @@ bool guess_indices<float>(const float* x, std::size_t n, const CountArgs<float>&
   std::uint32_t any = 0;
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
+    prefetch_ahead(x + i, 32);
     const __m256 xv = _mm256_loadu_ps(x + i);
     __m256 q = _mm256_mul_ps(_mm256_sub_ps(xv, lo), scale);
     q = _mm256_min_ps(_mm256_max_ps(q, half), top);  // max(NaN, 0.5) gives 0.5
@@ -197,7 +199,7 @@ template <class Simd, class K, int kLevels> class OneHotCounter {
       carry = Simd::and_(level_[i], carry);
       level_[i] = sum;
     }
-    Simd::add_bit_counts(carry, std::uint64_t(1) << kLevels, nb_, hist);
+    if (!Simd::is_zero(carry)) Simd::add_bit_counts(carry, std::uint64_t(1) << kLevels, nb_, hist);
   }
   // Turns what the levels hold into integer counts.
   void finish(std::uint64_t* hist) {
@@ -272,6 +274,7 @@ struct BucketsF32x16 {
 
   // One-hot bucket bits of 16 values (0 for values left out).
   inline __m512i one_hot(const float* x) const {
+    prefetch_ahead(x, 64);
     const __m512 xv = _mm512_loadu_ps(x);
     __m512 q = _mm512_mul_ps(_mm512_sub_ps(xv, lo), scale);
     q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), gmax);  // max(NaN, 0) gives 0
@@ -300,6 +303,7 @@ struct BucketsF32x16 {
   }
 
   static inline __m512i zero() { return _mm512_setzero_si512(); }
+  static inline bool is_zero(__m512i v) { return _mm512_test_epi32_mask(v, v) == 0; }
   static inline __m512i xor_(__m512i a, __m512i b) { return _mm512_xor_si512(a, b); }
   static inline __m512i and_(__m512i a, __m512i b) { return _mm512_and_si512(a, b); }
 
@@ -353,6 +357,7 @@ struct BucketsF64x16 {
   }
 
   inline __m512i one_hot(const double* x) const {
+    prefetch_ahead(x, 128);
     __mmask8 sure0, sure1, fin0, fin1;
     const __m256i g0 = guess8(x, sure0, fin0), g1 = guess8(x + 8, sure1, fin1);
     __m512i g = _mm512_inserti64x4(_mm512_castsi256_si512(g0), g1, 1);
@@ -367,6 +372,7 @@ struct BucketsF64x16 {
   }
 
   static inline __m512i zero() { return BucketsF32x16::zero(); }
+  static inline bool is_zero(__m512i v) { return BucketsF32x16::is_zero(v); }
   static inline __m512i xor_(__m512i a, __m512i b) { return _mm512_xor_si512(a, b); }
   static inline __m512i and_(__m512i a, __m512i b) { return _mm512_and_si512(a, b); }
   static inline void csa(__m512i& high, __m512i& low, __m512i a, __m512i b, __m512i c) {
@@ -399,6 +405,7 @@ struct BucketsF32x8 {
         t(a.thresholds), nb(a.nb), skip_nonfinite(a.skip_nonfinite) {}
 
   inline __m256i one_hot(const float* x) const {
+    prefetch_ahead(x, 32);
     const __m256 xv = _mm256_loadu_ps(x);
     __m256 q = _mm256_mul_ps(_mm256_sub_ps(xv, lo), scale);
     q = _mm256_min_ps(_mm256_max_ps(q, half), top);  // max(NaN, 0.5) gives 0.5
@@ -420,6 +427,7 @@ struct BucketsF32x8 {
   }
 
   static inline __m256i zero() { return _mm256_setzero_si256(); }
+  static inline bool is_zero(__m256i v) { return _mm256_testz_si256(v, v) != 0; }
   static inline __m256i xor_(__m256i a, __m256i b) { return _mm256_xor_si256(a, b); }
   static inline __m256i and_(__m256i a, __m256i b) { return _mm256_and_si256(a, b); }
 

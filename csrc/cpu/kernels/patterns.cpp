@@ -13,6 +13,7 @@ void patterns16(const std::uint16_t* x, std::size_t n, std::uint32_t* counts) {
   std::uint32_t* __restrict c1 = counts + 65536;
   std::size_t i = 0;
   for (; i + 4 <= n; i += 4) {
+    if (i % 32 == 0) prefetch_ahead(x + i, 64);
     ++c0[x[i]];
     ++c1[x[i + 1]];
     ++c0[x[i + 2]];
@@ -25,6 +26,7 @@ void patterns8(const std::uint8_t* x, std::size_t n, std::uint32_t* counts) {
   static_assert(kPatternCopies8 == 4, "one loop step per copy");
   std::size_t i = 0;
   for (; i + 4 <= n; i += 4) {
+    if (i % 64 == 0) prefetch_ahead(x + i, 64);
     ++counts[x[i]];
     ++counts[256 + x[i + 1]];
     ++counts[512 + x[i + 2]];

@@ -214,6 +214,7 @@ inline int max_exponent_field(const float* x, std::size_t n) {
   const __m512i exp_mask = _mm512_set1_epi32(0x7f800000);
   __m512i v = _mm512_setzero_si512();
   for (; i + 16 <= n; i += 16) {
+    prefetch_ahead(x + i, 64);
     const __m512i e = _mm512_and_si512(_mm512_loadu_si512(x + i), exp_mask);
     v = _mm512_mask_max_epu32(v, _mm512_cmpneq_epi32_mask(e, exp_mask), v, e);
   }
@@ -222,6 +223,7 @@ inline int max_exponent_field(const float* x, std::size_t n) {
   const __m256i exp_mask = _mm256_set1_epi32(0x7f800000);
   __m256i v = _mm256_setzero_si256();
   for (; i + 8 <= n; i += 8) {
+    prefetch_ahead(x + i, 32);
     const __m256i e = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), exp_mask);
     v = _mm256_max_epu32(v, _mm256_andnot_si256(_mm256_cmpeq_epi32(e, exp_mask), e));
   }
