@@ -109,9 +109,9 @@ def build_cases(n: int, isas: Sequence[str], threads: int) -> Tuple[List[Case], 
                                             lambda x=x, code=code: best.read_array(x, code), nbytes=x.nbytes,
                                             group="read")
     one = _cpu.CpuEngine(threads=1, isa="")
-    x = data["float32"]
-    reads["4/1t"] = Case("read:float32:1t", f"one read of {rep.fmt_bytes(x.nbytes)} (1 thread)",
-                         lambda: one.read_array(x, _input.plain_array_code(x)), nbytes=x.nbytes, group="read")
+    f32 = data["float32"]
+    reads["4/1t"] = Case("read:float32:1t", f"one read of {rep.fmt_bytes(f32.nbytes)} (1 thread)",
+                         lambda: one.read_array(f32, _input.plain_array_code(f32)), nbytes=f32.nbytes, group="read")
     small = data["float32"][:SMALL_N].copy()
     rng = np.random.default_rng(SEED + 1)
     many = [rng.standard_normal(SMALL_N).astype(np.float32) for _ in range(MANY)]
