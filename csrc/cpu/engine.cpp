@@ -173,8 +173,9 @@ std::vector<std::uint64_t> count_impl(const StridedView& v, const KernelTable& k
   args.thresholds = thresholds.data();
   args.nb = static_cast<std::int32_t>(thresholds.size() - 1);
   // Private copies of the counters, so that repeated hits of one bucket do not wait on one
-  // memory cell, as long as all of them stay in the first-level cache.
-  args.lanes = args.nb <= 1024 ? 4 : args.nb <= 4096 ? 2 : 1;
+  // memory cell; two, which stay in L1 beside the streaming data up to a few thousand buckets
+  // (four measured slower on data from memory, 0.60 against 0.47 ns per value at k = 1000).
+  args.lanes = args.nb <= 4096 ? 2 : 1;
   args.skip_nonfinite = has_nonfinite;
   args.lo = static_cast<K>(plan.guess_lo);
   args.scale = static_cast<K>(plan.guess_scale);

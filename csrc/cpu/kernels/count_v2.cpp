@@ -211,6 +211,7 @@ template <class Simd, class K, int kLevels> class OneHotCounter {
   template <int L> inline V tree(const K* p) {
     V high;
     if constexpr (L == 1) {
+      prefetch_ahead(p, 2 * Simd::kLanes * sizeof(K));
       Simd::csa(high, level_[0], level_[0], simd_.one_hot(p), simd_.one_hot(p + Simd::kLanes));
     } else {
       const V a = tree<L - 1>(p);
@@ -274,7 +275,6 @@ struct BucketsF32x16 {
 
   // One-hot bucket bits of 16 values (0 for values left out).
   inline __m512i one_hot(const float* x) const {
-    prefetch_ahead(x, 64);
     const __m512 xv = _mm512_loadu_ps(x);
     __m512 q = _mm512_mul_ps(_mm512_sub_ps(xv, lo), scale);
     q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), gmax);  // max(NaN, 0) gives 0
@@ -357,7 +357,6 @@ struct BucketsF64x16 {
   }
 
   inline __m512i one_hot(const double* x) const {
-    prefetch_ahead(x, 128);
     __mmask8 sure0, sure1, fin0, fin1;
     const __m256i g0 = guess8(x, sure0, fin0), g1 = guess8(x + 8, sure1, fin1);
     __m512i g = _mm512_inserti64x4(_mm512_castsi256_si512(g0), g1, 1);
@@ -390,22 +389,20 @@ struct BucketsF64x16 {
 // certain when q's fraction is at least `tolerance` from both ends (the clamped ends always
 // are: below 0.5 is bucket 0, at or above nb - 0.5 the last). One vector in thousands has a
 // lane that is not; its lanes are placed by the thresholds.
-struct BucketsF32x8 {
+template <bool kSkipNonfinite> struct BucketsF32x8 {
   using Vec = __m256i;
   static constexpr std::size_t kLanes = 8;
   __m256 lo, scale, half, top, limit;
   const float* t;
   std::int32_t nb;
-  bool skip_nonfinite;
 
   explicit BucketsF32x8(const CountArgs<float>& a)
       : lo(_mm256_set1_ps(a.lo)), scale(_mm256_set1_ps(a.scale)), half(_mm256_set1_ps(0.5f)),
         top(_mm256_set1_ps(static_cast<float>(a.nb) - 0.5f)),
         limit(_mm256_set1_ps(0.5f - a.tolerance)),  // NaN tolerance: no guess is ever certain
-        t(a.thresholds), nb(a.nb), skip_nonfinite(a.skip_nonfinite) {}
+        t(a.thresholds), nb(a.nb) {}
 
   inline __m256i one_hot(const float* x) const {
-    prefetch_ahead(x, 32);
     const __m256 xv = _mm256_loadu_ps(x);
     __m256 q = _mm256_mul_ps(_mm256_sub_ps(xv, lo), scale);
     q = _mm256_min_ps(_mm256_max_ps(q, half), top);  // max(NaN, 0.5) gives 0.5
@@ -413,9 +410,9 @@ struct BucketsF32x8 {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 off = _mm256_and_ps(_mm256_sub_ps(_mm256_sub_ps(q, _mm256_cvtepi32_ps(g)), half), abs_mask);
     const __m256 sure = _mm256_cmp_ps(off, limit, _CMP_LE_OQ);
-    const __m256i finite =
-        skip_nonfinite ? _mm256_castps_si256(_mm256_cmp_ps(_mm256_and_ps(xv, abs_mask), _mm256_set1_ps(FLT_MAX), _CMP_LE_OQ))
-                       : _mm256_set1_epi32(-1);
+    __m256i finite = _mm256_set1_epi32(-1);
+    if constexpr (kSkipNonfinite)
+      finite = _mm256_castps_si256(_mm256_cmp_ps(_mm256_and_ps(xv, abs_mask), _mm256_set1_ps(FLT_MAX), _CMP_LE_OQ));
     const int unsure = _mm256_movemask_ps(_mm256_andnot_ps(sure, _mm256_castsi256_ps(finite)));
     if (unsure) {
       alignas(32) std::int32_t gb[8];
@@ -423,7 +420,9 @@ struct BucketsF32x8 {
       refile_lanes(gb, static_cast<unsigned>(unsure), x, t, nb);
       g = _mm256_load_si256(reinterpret_cast<const __m256i*>(gb));
     }
-    return _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(1), g), finite);
+    const __m256i bit = _mm256_sllv_epi32(_mm256_set1_epi32(1), g);
+    if constexpr (kSkipNonfinite) return _mm256_and_si256(bit, finite);
+    return bit;
   }
 
   static inline __m256i zero() { return _mm256_setzero_si256(); }
@@ -453,7 +452,10 @@ void count_v2_f32(const float* x, std::size_t n, const CountArgs<float>& a, std:
 #if HISTGPU_HAVE_AVX512
   if (a.nb <= 32) return count_one_hot<BucketsF32x16, float, 6>(x, n, a, hist);
 #elif HISTGPU_HAVE_AVX2
-  if (a.nb <= 32) return count_one_hot<BucketsF32x8, float, 5>(x, n, a, hist);
+  if (a.nb <= 32) {
+    if (a.skip_nonfinite) return count_one_hot<BucketsF32x8<true>, float, 5>(x, n, a, hist);
+    return count_one_hot<BucketsF32x8<false>, float, 5>(x, n, a, hist);
+  }
 #endif
   count_v2_indexed<float>(x, n, a, hist);
 }
