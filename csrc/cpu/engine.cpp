@@ -224,7 +224,7 @@ template <class K> V1Raw v1_impl(const StridedView& v, const KernelTable& kt, in
   CountArgs<K> args;
   args.thresholds = thresholds.data();
   args.nb = static_cast<std::int32_t>(thresholds.size() - 2);
-  args.lanes = 4;
+  args.lanes = 2;  // two counter copies: with four (50 KiB) the counters no longer stay in L1
   args.guess_table = v1_guess_table<K>().data();
   args.guess_table32 = guess32.data();
   const std::uint64_t n = v.size();
