@@ -5,9 +5,9 @@ from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _cpu, _cuda_async, _engine, _options
+from . import _cpu, _cuda_async, _dtypes, _engine, _options
 from . import _input as _in
-from ._result import Histogram, V1Histogram, histogram_from, v1_histogram_from
+from ._result import Histogram, V1Histogram, histogram_from, histogram_of, v1_histogram_from
 from ._version import __version__
 
 
@@ -49,10 +49,22 @@ def compute(
     """
     k = _options.bucket_count(buckets)
     mode = _options.nonfinite_mode(nonfinite)
-    engine, view = _engine.place(data, device, _options.num_threads(num_threads))
-    h = histogram_from(engine.v2(view.engine_view(), k))
+    code = _host_array_code(data, device)
+    if code is not None:  # a plain numpy array: straight to the CPU engine
+        h = histogram_of(_engine.cpu_engine(num_threads).v2_array(data, code, k))
+    else:
+        engine, view = _engine.place(data, device, _options.num_threads(num_threads))
+        h = histogram_from(engine.v2(view.engine_view(), k))
     _options.apply_nonfinite_policy(mode, h.nan, h.posinf, h.neginf)
     return h
+
+
+def _host_array_code(data: Any, device: Optional[str]) -> Optional[int]:
+    """The dtype code of a plain numpy array bound for the CPU engine, else None (the general
+    path: histgpu._input.classify and histgpu._engine.place)."""
+    if device is not None and device != "cpu":
+        return None
+    return _in.plain_array_code(data)
 
 
 def histogram(
@@ -69,7 +81,16 @@ def histogram(
     finite data; non-finite values are handled as in :func:`compute`, which takes the same
     parameters and returns the same histogram as a :class:`Histogram`.
     """
-    return compute(data, buckets, nonfinite=nonfinite, num_threads=num_threads, device=device).to_tensor()
+    code = _host_array_code(data, device)
+    if code is None:
+        return compute(data, buckets, nonfinite=nonfinite, num_threads=num_threads, device=device).to_tensor()
+    # A plain numpy array: the tensor comes from the CPU engine directly (same bits as
+    # compute(...).to_tensor()), the checks in compute's order.
+    k = _options.bucket_count(buckets)
+    mode = _options.nonfinite_mode(nonfinite)
+    tensor, nan, posinf, neginf = _engine.cpu_engine(num_threads).v2_array(data, code, k, True)
+    _options.apply_nonfinite_policy(mode, nan, posinf, neginf, stacklevel=2)
+    return tensor
 
 
 def compute_v1(
@@ -88,8 +109,12 @@ def compute_v1(
     the result as the proto.
     """
     mode = _options.nonfinite_mode(nonfinite)
-    engine, view = _engine.place(data, device, _options.num_threads(num_threads))
-    h = v1_histogram_from(engine.v1(view.engine_view()), _engine.v1_limits())
+    code = _host_array_code(data, device)
+    if code is not None:  # a plain numpy array: straight to the CPU engine
+        h = V1Histogram(_engine.v1_limits(), *_engine.cpu_engine(num_threads).v1_array(data, code))
+    else:
+        engine, view = _engine.place(data, device, _options.num_threads(num_threads))
+        h = v1_histogram_from(engine.v1(view.engine_view()), _engine.v1_limits())
     _options.apply_nonfinite_policy(mode, h.nan, h.posinf, h.neginf)
     return h
 
@@ -115,8 +140,14 @@ def histogram_many(
     mode = _options.nonfinite_mode(nonfinite)
     _engine.check_device(device)
     threads = _options.num_threads(num_threads)
-    views = [_in.classify(t) for t in tensors]
-    wanted = [device or ("cuda" if v.on_device else "cpu") for v in views]
+    # Plain numpy arrays bound for the CPU engine skip classification: the engine reads their
+    # layout itself (histgpu._input.plain_array_code; inlined, as it runs once per tensor).
+    codes: List[Optional[int]] = [None] * len(tensors)
+    if device is None or device == "cpu":
+        numpy_codes, ndarray = _dtypes.NUMPY_CODES, np.ndarray
+        codes = [numpy_codes.get(t.dtype) if type(t) is ndarray else None for t in tensors]
+    views = [None if c is not None else _in.classify(t) for t, c in zip(tensors, codes)]
+    wanted = [device or ("cuda" if v is not None and v.on_device else "cpu") for v in views]
     out: List[Optional[Histogram]] = [None] * len(views)
     # GPU batches first, so that the host engines' share overlaps with them
     pending = [
@@ -124,22 +155,28 @@ def histogram_many(
                                         stream=stream))
         for idx in _cuda_async.by_device([i for i, w in enumerate(wanted) if w == "cuda"], views)
     ]
-    for where in ("cpu", "cuda-emulated"):
-        idx = [i for i, w in enumerate(wanted) if w == where]
-        if not idx:
-            continue
-        placed = [_in.on_host(views[i]) for i in idx]
-        engine = _engine.engine_for(where, placed[0], threads)
-        results = engine.v2_many([v.engine_view() for v in placed], [ks[i] for i in idx])
-        for i, r in zip(idx, results):
+    cpu_idx = [i for i, w in enumerate(wanted) if w == "cpu"]
+    if cpu_idx:  # one call of the CPU engine: the GIL released once, its threads across tensors
+        placed = [None if codes[i] is not None else _in.on_host(views[i]) for i in cpu_idx]  # kept alive
+        items = [tensors[i] if v is None else v.engine_view() for i, v in zip(cpu_idx, placed)]
+        item_codes = [-1 if c is None else c for c in (codes[i] for i in cpu_idx)]
+        results = _engine.cpu_engine(threads).v2_items(items, item_codes, [ks[i] for i in cpu_idx])
+        for i, fields in zip(cpu_idx, results):
+            out[i] = histogram_of(fields)
+    emulated_idx = [i for i, w in enumerate(wanted) if w == "cuda-emulated"]
+    if emulated_idx:
+        emulated = [_in.on_host(views[i]) for i in emulated_idx]
+        engine = _engine.engine_for("cuda-emulated", emulated[0], threads)
+        for i, r in zip(emulated_idx, engine.v2_many([v.engine_view() for v in emulated], [ks[i] for i in emulated_idx])):
             out[i] = histogram_from(r)
     for idx, pend in pending:
         for i, h in zip(idx, pend.results()):
             out[i] = h
     done: List[Histogram] = [h for h in out if h is not None]
-    _options.apply_nonfinite_policy(
-        mode, sum(h.nan for h in done), sum(h.posinf for h in done), sum(h.neginf for h in done), stacklevel=2
-    )
+    if any(h.nan or h.posinf or h.neginf for h in done):
+        _options.apply_nonfinite_policy(
+            mode, sum(h.nan for h in done), sum(h.posinf for h in done), sum(h.neginf for h in done), stacklevel=2
+        )
     return done
 
 

@@ -8,12 +8,11 @@ tests GPU code without a GPU). Each takes a ``_cpu.View`` and returns the same r
 from __future__ import annotations
 
 import functools
-import os
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _cpu
+from . import _cpu, _options
 from . import _input as _in
 
 DEVICES = ("cpu", "cuda", "cuda-emulated")
@@ -21,7 +20,27 @@ DEVICES = ("cpu", "cuda", "cuda-emulated")
 
 def cpu_isa() -> str:
     """The CPU kernel build to use: HISTGPU_CPU_ISA (baseline/avx2/avx512) or '' for the best."""
-    return os.environ.get("HISTGPU_CPU_ISA", "")
+    return str(_cpu.process_settings()[1])
+
+
+# CPU engines hold no state between calls, so one per (threads, instruction set) serves every
+# call: constructing one costs as much as a small histogram.
+_CPU_ENGINES: Dict[Tuple[int, str], Any] = {}
+
+
+def cpu_engine(num_threads: Optional[int]) -> Any:
+    """The CPU engine for `num_threads` (None: HISTGPU_NUM_THREADS or every usable core) and the
+    kernel build HISTGPU_CPU_ISA names, from one read of the environment."""
+    env, isa, cores = _cpu.process_settings()
+    threads = _options.num_threads(num_threads) if num_threads is not None else _options.threads_from(env, cores)
+    key = (threads, isa)
+    engine = _CPU_ENGINES.get(key)
+    if engine is None:
+        engine = _cpu.CpuEngine(threads=threads, isa=isa)
+        if len(_CPU_ENGINES) >= 64:
+            _CPU_ENGINES.clear()
+        _CPU_ENGINES[key] = engine
+    return engine
 
 
 def cuda_module() -> Optional[Any]:
@@ -70,7 +89,7 @@ def engine_for(device: str, view: _in.View, num_threads: int) -> Any:
         return _require_cuda().CudaEngine(stream=getattr(view, "stream", 0), device=getattr(view, "device", -1))
     if device == "cuda-emulated":
         return _cpu.EmulatedCudaEngine()
-    return _cpu.CpuEngine(threads=num_threads, isa=cpu_isa())
+    return cpu_engine(num_threads)
 
 
 def place(data: Any, device: Optional[str], num_threads: int) -> Tuple[Any, _in.View]:

@@ -10,7 +10,7 @@ multiplicity instead of a loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -190,6 +190,18 @@ def device_view(data: Any, stream: Any = None) -> DeviceView:
     d = _dev.describe(data, stream)
     return _view(DeviceView, d.owner, d.ptr, d.code, d.shape, d.strides, d.itemsize,  # type: ignore[return-value]
                  device=d.device, stream=d.stream, source=data)
+
+
+def plain_array_code(data: Any) -> Optional[int]:
+    """The engine's dtype code when `data` is a plain numpy array (not a subclass) of a
+    native-order dtype the engines read, else None.
+
+    Such arrays skip :func:`classify`: histgpu._api hands them to the CPU engine as they are,
+    and their layout is normalised in C++ exactly as :func:`layout` does it.
+    """
+    if type(data) is np.ndarray:
+        return _dtypes.NUMPY_CODES.get(data.dtype)
+    return None
 
 
 def classify(data: Any, *, stream: Any = None) -> View:

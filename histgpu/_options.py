@@ -59,13 +59,20 @@ def num_threads(requested: Optional[int]) -> int:
     """`num_threads=` wins, then HISTGPU_NUM_THREADS, then every usable core."""
     if requested is not None:
         return _positive_int(requested, "num_threads")
-    env = os.environ.get("HISTGPU_NUM_THREADS")
+    env, _isa, cores = _cpu.process_settings()
+    return threads_from(env, cores)
+
+
+def threads_from(env: Optional[str], cores: int) -> int:
+    """The default thread count from HISTGPU_NUM_THREADS (`env`, None when unset) and the usable
+    cores (`cores`, 0 when unknown), as :func:`_cpu.process_settings` reads them in one call:
+    os.environ and os.sched_getaffinity cost more than a whole histogram of a small tensor."""
     if env:
         try:
             return _positive_int(int(env), "HISTGPU_NUM_THREADS")
         except ValueError:
             raise ValueError(f"HISTGPU_NUM_THREADS must be a positive integer, got {env!r}") from None
-    return default_num_threads()
+    return cores if cores > 0 else default_num_threads()
 
 
 def nonfinite_mode(mode: str) -> str:

@@ -205,6 +205,7 @@ def run(ctx: Context) -> Dict[str, Any]:
             )
 
     _add_ratios(results)
+    _add_roofline(results)
     clock.stop()
     out = Path(ctx.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,6 +258,38 @@ def _add_ratios(results: Dict[Key, Dict[str, Any]]) -> None:
             res["ratio"] = res["median_s"] / ref["median_s"]
 
 
+#: 8- and 16-bit dtypes take the raw-pattern path (one read) from this many values on
+#: (``CpuEngine.pattern_min16``; 8-bit dtypes always do).
+PATTERN_MIN16 = 1 << 16
+
+
+def _reads(name: str, n: int, dtype: str) -> int:
+    """How many reads of the data a histgpu method needs: the multiple of the read ceiling."""
+    if METHODS[name].v1:
+        return 1
+    itemsize = 2 if dtype in ("float16", "bfloat16") else np.dtype(dtype).itemsize
+    return 1 if itemsize <= 2 and n >= PATTERN_MIN16 else 2
+
+
+def _add_roofline(results: Dict[Key, Dict[str, Any]]) -> None:
+    """``roofline`` of every histgpu row: its ceiling (reads x one read of the same data, measured
+    in this run by ``histgpu_read``) / its median time."""
+    for (name, n, dtype, k), res in results.items():
+        if METHODS[name].baseline is not None or name == "histgpu_read" or res.get("status") != "ok":
+            continue
+        read = results.get(("histgpu_read", n, dtype, None))
+        if read and read.get("status") == "ok":
+            res["roofline"] = _reads(name, n, dtype) * read["median_s"] / res["median_s"]
+
+
+def _cpu_has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:
+        return False
+
+
 def _lookup(results: Dict[Key, Dict[str, Any]], m: CpuMethod, n: int, dtype: str, k: int) -> Dict[str, Any]:
     return results.get((m.name, n, dtype, None if m.v1 else k), {"status": "missing"})
 
@@ -302,13 +335,14 @@ def headline_table(results: Dict[Key, Dict[str, Any]], methods: Sequence[CpuMeth
             if r.get("status") == "ok":
                 rows.append([_label(m), rep.fmt_time(r["median_s"]) + ("†" if _noisy(r) else ""),
                              rep.fmt_time(r["best_s"]), rep.fmt_rate(r["gbps"]),
+                             f"{r['roofline']:.2f}" if "roofline" in r else "—",
                              rep.fmt_ratio(r.get("ratio")) if m.baseline else "—",
                              rep.fmt_bytes(r["extra_peak_bytes"]), str(r["runs"])])
             else:
-                rows.append([_label(m), _short_status(r), "-", "-", "-", "-", "-"])
+                rows.append([_label(m), _short_status(r), "-", "-", "-", "-", "-", "-"])
         lines += [f"{dtype}, {rep.fmt_n(n)} values, {k} buckets (v1 methods: TensorFlow's fixed limits):", ""]
-        lines += rep.table(["method", "median time", "best", "GB/s", "histgpu is × faster", "extra peak memory",
-                            "runs"], rows)
+        lines += rep.table(["method", "median time", "best", "GB/s", "roofline", "histgpu is × faster",
+                            "extra peak memory", "runs"], rows)
         lines.append("")
     return lines
 
@@ -325,6 +359,13 @@ def render(results: Dict[Key, Dict[str, Any]], methods: Sequence[CpuMethod], siz
         "“histgpu is × faster” = the method's median time / its histgpu counterpart's (same data): "
         "`tf.summary.histogram` against `histgpu.summary.histogram` (both write the event), TF's v1 op against "
         "`histgpu.compute_v1`, everything else against `histgpu.histogram`.",
+        "",
+        "**Roofline** (histgpu rows): the ceiling / the median time, where the ceiling is the number of reads "
+        "of the data the algorithm needs (two for v2 of 32- and 64-bit data: range, then counts; one for v1, and "
+        "for 8/16-bit data on the raw-pattern path) times one read of the same data by every default thread, "
+        "measured in this run (`one read of the data`). CPU kernels of the default rows: "
+        f"{ctx.info.get('histgpu', {}).get('isa', '?')}; the `AVX2 build` rows force `HISTGPU_CPU_ISA=avx2`"
+        + (" (on this AVX-512 CPU: the AVX2 build, not an AVX2-only CPU)." if _cpu_has_avx512() else "."),
         "",
         "## Headline",
         "",
@@ -354,12 +395,13 @@ def render(results: Dict[Key, Dict[str, Any]], methods: Sequence[CpuMethod], siz
         if r.get("status") == "ok":
             rows.append([METHODS[name].label, dtype, str(k or "v1"), rep.fmt_n(n), rep.fmt_time(r["median_s"]),
                          rep.fmt_time(r["best_s"]), f"{r['runs']}×{r['calls_per_run']}", rep.fmt_rate(r["gbps"]),
+                         f"{r['roofline']:.2f}" if "roofline" in r else "",
                          rep.fmt_ratio(r.get("ratio")), rep.fmt_bytes(r["extra_peak_bytes"])])
         else:
             rows.append([METHODS[name].label, dtype, str(k or "v1"), rep.fmt_n(n), r.get("note", r.get("status")),
-                         "", "", "", "", ""])
-    lines += rep.table(["method", "dtype", "buckets", "n", "median", "best", "runs×calls", "GB/s",
-                        "histgpu ×", "extra peak"], rows, "llrrrrrrrr")
+                         "", "", "", "", "", ""])
+    lines += rep.table(["method", "dtype", "buckets", "n", "median", "best", "runs×calls", "GB/s", "roofline",
+                        "histgpu ×", "extra peak"], rows, "llrrrrrrrrr")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 

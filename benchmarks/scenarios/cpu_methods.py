@@ -103,6 +103,27 @@ def _histgpu_v1(x: np.ndarray, k: Optional[int], tmp: str) -> Run:
     return lambda: histgpu.compute_v1(x)
 
 
+def _with_isa(isa: str, setup: Setup) -> Setup:
+    """`setup` with the CPU kernels of `isa` (HISTGPU_CPU_ISA, read by histgpu on every call)."""
+
+    def wrapped(x: np.ndarray, k: Optional[int], tmp: str) -> Run:
+        os.environ["HISTGPU_CPU_ISA"] = isa
+        return setup(x, k, tmp)
+
+    return wrapped
+
+
+def _histgpu_read(x: np.ndarray, k: Optional[int], tmp: str) -> Run:
+    """One read of the data by every default thread (the ceiling of the histgpu rows)."""
+    import histgpu
+    from histgpu import _cpu, _input
+
+    engine = _cpu.CpuEngine(threads=histgpu.build_info()["default_num_threads"])
+    data = np.ascontiguousarray(x)
+    code = _input.plain_array_code(data)
+    return lambda: (engine.read_array(data, code), None)[1]
+
+
 def _summary_call(x: np.ndarray, k: Optional[int], tmp: str, histogram: Callable[..., Any]) -> Run:
     """A full summary call on a TF tensor: compute, build the event, write it, flush."""
     import tensorflow as tf
@@ -223,6 +244,10 @@ METHODS: Dict[str, CpuMethod] = {
         CpuMethod("histgpu", "histgpu.histogram", "histgpu", _histgpu, None),
         CpuMethod("histgpu_1t", "histgpu.histogram, 1 thread", "histgpu", _histgpu_1t, None),
         CpuMethod("histgpu_v1", "histgpu.compute_v1 (v1 + exact sums)", "histgpu", _histgpu_v1, None, v1=True),
+        CpuMethod("histgpu_avx2", "histgpu.histogram, AVX2 build", "histgpu", _with_isa("avx2", _histgpu), None),
+        CpuMethod("histgpu_v1_avx2", "histgpu.compute_v1, AVX2 build", "histgpu", _with_isa("avx2", _histgpu_v1), None,
+                  v1=True),
+        CpuMethod("histgpu_read", "one read of the data (the read ceiling)", "histgpu", _histgpu_read, None, v1=True),
         CpuMethod("histgpu_summary", "histgpu.summary.histogram + event write", "tensorflow", _histgpu_summary, None,
                   pooled=True),
         CpuMethod("tf_summary", "tf.summary.histogram + event write", "tensorflow", _tf_summary, "histgpu_summary",

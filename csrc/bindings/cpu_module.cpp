@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings/cpu_arrays.hpp"
 #include "bindings/engine.hpp"
 #include "bindings/types.hpp"
 #include "core/crc32c.hpp"
@@ -105,9 +106,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("np_round", [](double v, int p) { return np_round(v, static_cast<NpFloat>(p)); }, py::arg("v"), py::arg("fmt"),
         "v rounded to a float format (0 float16, 1 bfloat16, 2 float32, 3 float64, 4 float8_e4m3fn, 5 float8_e5m2).");
 
-  bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.")
-      .def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",
-           "isa: 'baseline', 'avx2', 'avx512' or '' (the best this CPU runs).");
+  auto cpu_engine = bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.");
+  cpu_engine.def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",
+                 "isa: 'baseline', 'avx2', 'avx512' or '' (the best this CPU runs).");
+  bindings::bind_cpu_arrays(cpu_engine, m);
 
   bindings::bind_engine<cuda::EmulatedCudaEngine>(
       m, "EmulatedCudaEngine",

@@ -1,6 +1,7 @@
 #include "core/histogram.hpp"
 
 #include "core/ordered.hpp"
+#include "core/patterns.hpp"
 
 #include <cfloat>
 #include <cmath>
@@ -165,6 +166,8 @@ RangeStats range_of(Engine& engine, const StridedView& view) {
 }
 
 V2Result histogram_v2(Engine& engine, const StridedView& view, std::int64_t k) {
+  std::vector<std::uint64_t> patterns;
+  if (engine.count_patterns(view, patterns)) return histogram_v2_from_patterns(view, k, patterns);
   const RangeStats s = view.size() ? engine.range(view) : RangeStats{};
   return histogram_v2_in_range(engine, view, k, s, GlobalRange{s.min, s.max, repeat_stats(s, view.multiplicity).num});
 }
@@ -180,7 +183,8 @@ namespace {
 
 // The engine's v1 pass with the view's repetition applied to counts and exact sums.
 V1Raw repeated_v1(Engine& engine, const StridedView& view) {
-  V1Raw raw = engine.v1(view);
+  std::vector<std::uint64_t> patterns;
+  V1Raw raw = engine.count_patterns(view, patterns) ? patterns_v1(view.dtype, patterns) : engine.v1(view);
   raw.stats = repeat_stats(raw.stats, view.multiplicity);
   for (auto& c : raw.counts) c = times(c, view.multiplicity);
   if (view.multiplicity != 1) {

@@ -55,6 +55,16 @@ class Engine {
   virtual std::vector<std::uint64_t> count_v2(const StridedView& view, const V2Plan& plan,
                                               bool has_nonfinite, RangeStats* observed = nullptr) = 0;
   virtual V1Raw v1(const StridedView& view) = 0;
+  // The raw-pattern path of 8- and 16-bit dtypes (core/patterns.hpp): an engine may count how
+  // often each bit pattern of the view occurs (one read; multiplicity ignored), fill `counts`
+  // with pattern_space(view.dtype) entries and return true; histogram_v2 and histogram_v1 then
+  // derive their results from those counts. The default, and engines that do not for this
+  // view, return false and are asked for range/count_v2/v1 instead.
+  virtual bool count_patterns(const StridedView& view, std::vector<std::uint64_t>& counts) {
+    (void)view;
+    (void)counts;
+    return false;
+  }
   // v2 histograms of many tensors. The default runs histogram_v2 on each; engines that can do
   // better (one batch of launches on a GPU) override it. Results are identical either way.
   virtual std::vector<V2Result> v2_many(const std::vector<BatchItem>& items);

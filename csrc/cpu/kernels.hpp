@@ -77,7 +77,21 @@ struct KernelTable {
   // Gather n elements of `dtype` at `p` (byte stride `stride`) into `out`, exactly converted.
   void (*to_f32)(DType dtype, const char* p, std::int64_t stride, std::size_t n, float* out);
   void (*to_f64)(DType dtype, const char* p, std::int64_t stride, std::size_t n, double* out);
+  // The raw-pattern path (core/patterns.hpp): adds one to a counter of each element's bit
+  // pattern. 16-bit elements count into kPatternCopies16 copies of 2^16 counters, 8-bit ones into
+  // kPatternCopies8 copies of 2^8 (copy c starts at counts + c * 2^bits); the caller sums the
+  // copies and keeps every 32-bit counter below overflow.
+  void (*patterns16)(const std::uint16_t* x, std::size_t n, std::uint32_t* counts);
+  void (*patterns8)(const std::uint8_t* x, std::size_t n, std::uint32_t* counts);
+  // Reads n bytes as fast as this instruction set can (an exclusive-or of all of them, so that
+  // the reads cannot be left out): the read ceiling the benchmarks compare the kernels with.
+  std::uint64_t (*read_bytes)(const char* p, std::size_t n);
 };
+
+// Counter copies of the pattern kernels: consecutive elements count into different copies, so
+// that a run of equal values does not wait on one memory cell.
+constexpr int kPatternCopies16 = 2;
+constexpr int kPatternCopies8 = 4;
 
 namespace baseline { const KernelTable& kernels(); }
 namespace avx2 { const KernelTable& kernels(); }

@@ -24,6 +24,15 @@ namespace histgpu::cpu::HISTGPU_ISA {
 
 template <class K> using KeyOf = typename FloatBits<K>::UInt;
 
+// Passes that stream from memory ask for their data a little ahead: the hardware prefetchers
+// alone leave some vector loops waiting on memory (the AVX-512 v2 count pass ran at a third of
+// the read bandwidth without this on the AMD EPYC it was tuned on).
+constexpr std::size_t kPrefetchAhead = 2048;  // bytes
+inline void prefetch_ahead(const void* p, std::size_t bytes) {
+  for (std::size_t off = 0; off < bytes; off += 64)
+    __builtin_prefetch(static_cast<const char*>(p) + kPrefetchAhead + off);
+}
+
 // range.cpp: min/max keys and value counts of a block.
 void range_f32(const float* x, std::size_t n, RangeAcc<float>& acc);
 void range_f64(const double* x, std::size_t n, RangeAcc<double>& acc);
@@ -36,5 +45,10 @@ void v1_f64(const double* x, std::size_t n, const CountArgs<double>& a, std::uin
 // convert.cpp: exact conversion of every dtype into the kernel type.
 void to_f32(DType t, const char* p, std::int64_t stride, std::size_t n, float* out);
 void to_f64(DType t, const char* p, std::int64_t stride, std::size_t n, double* out);
+// patterns.cpp: the raw-pattern path's counters.
+void patterns16(const std::uint16_t* x, std::size_t n, std::uint32_t* counts);
+void patterns8(const std::uint8_t* x, std::size_t n, std::uint32_t* counts);
+// read.cpp: the read ceiling.
+std::uint64_t read_bytes(const char* p, std::size_t n);
 
 }  // namespace histgpu::cpu::HISTGPU_ISA

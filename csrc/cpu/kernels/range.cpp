@@ -18,12 +18,17 @@ template <class K> void range_block(const K* x, std::size_t n, RangeAcc<K>& acc)
   // Fast path, branch-free so that it vectorises: min/max of all keys, and the largest
   // magnitude bit pattern, which reaches the exponent mask only if a value is NaN or Inf.
   Key lo = acc.kmin, hi = acc.kmax, top = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const Key b = bits[i];
-    const Key key = b ^ (static_cast<Key>(static_cast<SKey>(b) >> kTop) | B::kSign);
-    lo = std::min(lo, key);
-    hi = std::max(hi, key);
-    top = std::max(top, static_cast<Key>(b & ~B::kSign));
+  constexpr std::size_t kStep = 256;  // values per prefetch of the next ones
+  for (std::size_t i0 = 0; i0 < n; i0 += kStep) {
+    prefetch_ahead(bits + i0, kStep * sizeof(Key));
+    const std::size_t end = std::min(n, i0 + kStep);
+    for (std::size_t i = i0; i < end; ++i) {
+      const Key b = bits[i];
+      const Key key = b ^ (static_cast<Key>(static_cast<SKey>(b) >> kTop) | B::kSign);
+      lo = std::min(lo, key);
+      hi = std::max(hi, key);
+      top = std::max(top, static_cast<Key>(b & ~B::kSign));
+    }
   }
   if (top < B::kExpMask) {
     acc.kmin = lo;

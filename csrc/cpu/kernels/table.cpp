@@ -8,7 +8,7 @@ namespace histgpu::cpu::HISTGPU_ISA {
 
 const KernelTable& kernels() {
   static const KernelTable table{
-      HISTGPU_STR(HISTGPU_ISA), range_f32, range_f64, count_v2_f32, count_v2_f64, v1_f32, v1_f64, to_f32, to_f64,
+      HISTGPU_STR(HISTGPU_ISA), range_f32, range_f64, count_v2_f32, count_v2_f64, v1_f32, v1_f64, to_f32, to_f64, patterns16, patterns8, read_bytes,
   };
   return table;
 }
