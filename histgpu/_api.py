@@ -146,18 +146,18 @@ def histogram_many(
     if device is None or device == "cpu":
         numpy_codes, ndarray = _dtypes.NUMPY_CODES, np.ndarray
         codes = [numpy_codes.get(t.dtype) if type(t) is ndarray else None for t in tensors]
-    views = [None if c is not None else _in.classify(t) for t, c in zip(tensors, codes)]
+    views: List[Optional[_in.View]] = [None if c is not None else _in.classify(t) for t, c in zip(tensors, codes)]
     wanted = [device or ("cuda" if v is not None and v.on_device else "cpu") for v in views]
     out: List[Optional[Histogram]] = [None] * len(views)
     # GPU batches first, so that the host engines' share overlaps with them
     pending = [
         (idx, _cuda_async.enqueue_views([_engine.place(views[i], "cuda", threads)[1] for i in idx], [ks[i] for i in idx],
                                         stream=stream))
-        for idx in _cuda_async.by_device([i for i, w in enumerate(wanted) if w == "cuda"], views)
+        for idx in _cuda_async.by_device([i for i, w in enumerate(wanted) if w == "cuda"], views)  # type: ignore[arg-type]
     ]
     cpu_idx = [i for i, w in enumerate(wanted) if w == "cpu"]
     if cpu_idx:  # one call of the CPU engine: the GIL released once, its threads across tensors
-        placed = [None if codes[i] is not None else _in.on_host(views[i]) for i in cpu_idx]  # kept alive
+        placed = [None if codes[i] is not None else _in.on_host(views[i]) for i in cpu_idx]  # type: ignore[arg-type]
         items = [tensors[i] if v is None else v.engine_view() for i, v in zip(cpu_idx, placed)]
         item_codes = [-1 if c is None else c for c in (codes[i] for i in cpu_idx)]
         results = _engine.cpu_engine(threads).v2_items(items, item_codes, [ks[i] for i in cpu_idx])
@@ -165,7 +165,7 @@ def histogram_many(
             out[i] = histogram_of(fields)
     emulated_idx = [i for i, w in enumerate(wanted) if w == "cuda-emulated"]
     if emulated_idx:
-        emulated = [_in.on_host(views[i]) for i in emulated_idx]
+        emulated = [_in.on_host(views[i]) for i in emulated_idx]  # type: ignore[arg-type]
         engine = _engine.engine_for("cuda-emulated", emulated[0], threads)
         for i, r in zip(emulated_idx, engine.v2_many([v.engine_view() for v in emulated], [ks[i] for i in emulated_idx])):
             out[i] = histogram_from(r)

@@ -274,7 +274,7 @@ def _reads(name: str, n: int, dtype: str) -> int:
 def _add_roofline(results: Dict[Key, Dict[str, Any]]) -> None:
     """``roofline`` of every histgpu row: its ceiling (reads x one read of the same data, measured
     in this run by ``histgpu_read``) / its median time."""
-    for (name, n, dtype, k), res in results.items():
+    for (name, n, dtype, _k), res in results.items():
         if METHODS[name].baseline is not None or name == "histgpu_read" or res.get("status") != "ok":
             continue
         read = results.get(("histgpu_read", n, dtype, None))

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bindings/types.hpp"
+#include "core/fp_env.hpp"
 #include "core/histogram.hpp"
 #include "cpu/engine.hpp"
 #include "cpu/host_layout.hpp"
@@ -42,6 +43,7 @@ inline StridedView array_view(py::handle obj, int code) {
 
 // Runs f() with the GIL released, unless the work is too small to be worth it.
 template <class F> auto maybe_without_gil(std::uint64_t elements, F&& f) {
+  const IeeeArithmetic ieee;  // as every engine call (core/fp_env.hpp)
   if (elements < kKeepGilBelow) return f();
   py::gil_scoped_release nogil;
   return f();

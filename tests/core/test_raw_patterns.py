@@ -9,8 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from histgpu import _cpu, _dtypes
-from histgpu import _input
+from histgpu import _cpu, _dtypes, _input
 
 NARROW = ["bool", "int8", "uint8", "int16", "uint16", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"]
 ISAS = list(_cpu.supported_isas())
