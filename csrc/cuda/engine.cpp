@@ -51,6 +51,16 @@ PendingV2::PendingV2(std::shared_ptr<DeviceState> state, std::vector<BatchItem> 
   batch_->download();
 }
 
+PendingV2::~PendingV2() {
+  if (!batch_) return;
+  try {
+    DeviceGuard guard(state_->runtime(), device_);
+    batch_.reset();
+  } catch (...) {  // never throw from a destructor; the batch is released all the same
+    batch_.reset();
+  }
+}
+
 bool PendingV2::done() { return !batch_ || batch_->done(); }
 
 void PendingV2::wait() {

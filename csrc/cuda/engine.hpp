@@ -23,6 +23,8 @@ class PendingV2 {
  public:
   PendingV2(std::shared_ptr<DeviceState> state, std::vector<BatchItem> items, Stream stream, int device,
             const std::vector<Stream>& producers, bool verify_plan);
+  // Frees the batch on its own device (stream 0 names the current device's legacy stream).
+  ~PendingV2();
   bool done();  // the results have reached host memory
   void wait();  // blocks until done (the calling thread only)
   // Waits, then assembles each histogram with core's driver (same special cases, edges and
