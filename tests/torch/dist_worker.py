@@ -12,6 +12,7 @@ whole tensors. Prints one JSON line: the failed checks, and what was skipped and
 """
 from __future__ import annotations
 
+import faulthandler
 import glob
 import json
 import os
@@ -28,6 +29,7 @@ def main() -> int:
     import torch
     import torch.distributed as dist
 
+    faulthandler.enable(all_threads=True)  # a crash at teardown names the threads still running
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
@@ -38,6 +40,12 @@ def main() -> int:
     except Exception:  # noqa: BLE001 - reported, not hidden
         failures.append(traceback.format_exc())
     finally:
+        # Every rank reaches here before any tears its groups down: a rank that left early
+        # closes sockets its peers' Gloo threads may still read (an abort at exit, now and then).
+        try:
+            dist.barrier()
+        except Exception:  # noqa: BLE001 - reported, not hidden
+            failures.append(traceback.format_exc())
         dist.destroy_process_group()
     print(json.dumps({"rank": rank, "failures": failures, "notes": notes}))
     return 0
