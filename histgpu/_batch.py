@@ -1,0 +1,150 @@
+"""Many host tensors at once, for the integrations (the writer, ``histgpu.summary``, Keras).
+
+A model's parameters are hundreds or thousands of tensors, most of them far too small for the
+CPU engine to split one over its threads (it splits a tensor only from 2**18 values per
+thread). Counted one after another they keep one core busy. Here the tensors are shared out
+over the cores instead: a few worker threads (and the caller) each take the largest tensor not
+yet taken and count it with a one-thread engine, which releases the GIL while it reads. A
+tensor too large to share the work fairly is counted first, by an engine using every thread.
+
+The results are the engines' raw results (``V2Result``, ``V1Result``), in input order, with no
+non-finite policy applied: the callers build their protos straight from them (histgpu.proto)
+and apply the policy once per batch.
+
+:data:`PROFILE`, when set to a dict, collects seconds per phase (``histgpu.writer``,
+``histgpu.summary`` and ``histgpu.keras`` add their own): the training benchmark's profile.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+from . import _engine, _options
+from . import _input as _in
+
+__all__ = ["PROFILE", "phase", "host_views", "v2_results", "v1_results", "apply_policy"]
+
+#: ``None`` (off), or a dict that phase names accumulate seconds in.
+PROFILE: Optional[Dict[str, float]] = None
+
+# Below this many values in all, the batch is counted on the caller's thread alone.
+_PARALLEL_MIN_VALUES = 1 << 17
+
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_key: Any = None
+_pool_lock = threading.Lock()
+
+
+class phase:
+    """``with phase("compute"): ...`` adds the block's seconds to ``PROFILE["compute"]`` when on."""
+
+    __slots__ = ("name", "t0")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.t0 = 0.0
+
+    def __enter__(self) -> "phase":
+        if PROFILE is not None:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        prof = PROFILE
+        if prof is not None and self.t0:
+            prof[self.name] = prof.get(self.name, 0.0) + time.perf_counter() - self.t0
+
+
+def _workers(n: int) -> ThreadPoolExecutor:
+    """A pool of `n` threads, made anew in a forked child (whose copy has no threads)."""
+    global _pool, _pool_key
+    key = (os.getpid(), n)
+    with _pool_lock:
+        if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key[0] == os.getpid():
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="histgpu-batch")
+            _pool_key = key
+        return _pool
+
+
+def host_views(values: Sequence[Any]) -> List[_in.HostView]:
+    """Every value as a zero-copy host view (GPU data, where it is asked for here, is copied by
+    its framework); the views keep their memory alive."""
+    return [_in.on_host(_in.classify(v)) for v in values]
+
+
+def _run(views: Sequence[_in.HostView], count: Callable[[Any, Any], Any], threads: int) -> List[Any]:
+    """``count(engine, view.engine_view())`` of every view, shared out over `threads` cores."""
+    out: List[Any] = [None] * len(views)
+    sizes = [v.size for v in views]
+    total = sum(sizes)
+    if threads <= 1 or len(views) <= 1 or total < _PARALLEL_MIN_VALUES:
+        engine = _engine.engine_for("cpu", None, threads)  # type: ignore[arg-type]
+        for i, v in enumerate(views):
+            out[i] = count(engine, v.engine_view())
+        return out
+    order = sorted(range(len(views)), key=sizes.__getitem__, reverse=True)
+    # Tensors bigger than a fair share of what is left: one at a time, on every thread.
+    head = 0
+    left = total
+    if sizes[order[0]] * threads > left:
+        engine = _engine.engine_for("cpu", None, threads)  # type: ignore[arg-type]
+        while head < len(order) and sizes[order[head]] * threads > left:
+            i = order[head]
+            out[i] = count(engine, views[i].engine_view())
+            left -= sizes[i]
+            head += 1
+    rest = order[head:]
+    if not rest:
+        return out
+    queue: Iterator[int] = iter(rest)  # next() on a list iterator is atomic under the GIL
+
+    def work() -> None:
+        engine = _engine.engine_for("cpu", None, 1)  # type: ignore[arg-type]
+        for i in queue:
+            out[i] = count(engine, views[i].engine_view())
+
+    helpers = min(threads, len(rest)) - 1
+    futures = [_workers(threads - 1).submit(work) for _ in range(helpers)]
+    error: Optional[BaseException] = None
+    try:
+        work()
+    except BaseException as e:  # noqa: BLE001 - the helpers are waited for first
+        error = e
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:  # noqa: BLE001
+            error = error or e
+    if error is not None:
+        raise error
+    return out
+
+
+def v2_results(views: Sequence[_in.HostView], k: int, threads: Optional[int] = None) -> List[Any]:
+    """TensorBoard's v2 histogram of every view (raw ``V2Result``s, no policy applied)."""
+    with phase("compute"):
+        return _run(views, lambda e, v: e.v2(v, k), _options.num_threads(threads))
+
+
+def v1_results(views: Sequence[_in.HostView], threads: Optional[int] = None) -> List[Any]:
+    """TensorFlow's v1 counts, range and exact sums of every view (raw ``V1Result``s)."""
+    with phase("compute"):
+        return _run(views, lambda e, v: e.v1(v), _options.num_threads(threads))
+
+
+def apply_policy(mode: str, results: Sequence[Any], stacklevel: int = 3) -> None:
+    """The non-finite policy once for a whole batch (one warning, or ``ValueError``)."""
+    nan = posinf = neginf = 0
+    for r in results:
+        s = r.stats
+        if s.nan or s.posinf or s.neginf:
+            nan += s.nan
+            posinf += s.posinf
+            neginf += s.neginf
+    if nan or posinf or neginf:
+        _options.apply_nonfinite_policy(mode, nan, posinf, neginf, stacklevel=stacklevel + 1)
