@@ -342,3 +342,19 @@ def test_large_record_on_a_full_disk_leaves_whole_records(tmp_path, monkeypatch)
 
 def test_struct_sanity():
     assert struct.pack("<d", -0.0) != bytes(8) and not -0.0 and math.copysign(1, -0.0) < 0
+
+
+def test_host_views_are_classifys_views():
+    torch = pytest.importorskip("torch")
+    values = [np.arange(12.0).reshape(3, 4), np.arange(12.0).reshape(3, 4)[:, ::2], np.ones((1, 5, 1), np.float32),
+              np.array(2.5), np.zeros(0), np.arange(5, dtype=">i4"), np.broadcast_to(np.ones(3), (4, 3)),
+              (rng.standard_normal(7)).astype(ml_dtypes.bfloat16), [1, 2, 3], 4.0, np.array([True, False]),
+              torch.arange(6.0).reshape(2, 3), torch.ones(4, dtype=torch.bfloat16)]
+    for value, view in zip(values, _batch.host_views(values)):
+        want = _in.classify(value)
+        fields = ("code", "shape", "strides", "multiplicity", "size")
+        assert [getattr(view, f) for f in fields] == [getattr(want, f) for f in fields], value
+        if isinstance(value, np.ndarray) and value.dtype.isnative:
+            assert view.ptr == want.ptr
+    with pytest.raises(TypeError):
+        _batch.host_views([np.array(["a"])])
