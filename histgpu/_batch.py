@@ -17,6 +17,7 @@ and apply the policy once per batch.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,20 @@ def _workers(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _eager_tensor_type() -> Any:
+    """TensorFlow's eager tensor class where TensorFlow is imported already, else None."""
+    return getattr(sys.modules.get("tensorflow.python.framework.ops"), "EagerTensor", None)
+
+
+def _fast_view(arr: Any, code: int, size: int) -> _in.HostView:
+    """:class:`histgpu._input.HostView` of a contiguous array: what ``classify`` gives, its
+    frozen dataclass filled without ``__init__`` (which costs as much as counting 448 values)."""
+    view = object.__new__(_in.HostView)
+    view.__dict__.update(owner=arr, ptr=arr.__array_interface__["data"][0], code=code, shape=(size,),
+                         strides=(arr.itemsize,), multiplicity=1, size=size)
+    return view
+
+
 def host_views(values: Sequence[Any]) -> List[_in.HostView]:
     """Every value as a zero-copy host view (GPU data, where it is asked for here, is copied by
     its framework); the views keep their memory alive.
@@ -81,19 +96,24 @@ def host_views(values: Sequence[Any]) -> List[_in.HostView]:
     Each is the view :func:`histgpu._input.classify` gives; for the arrays a model's parameters
     are (contiguous, native byte order) it is made here directly, without
     :func:`histgpu._input.layout`'s general walk over the strides (same fields, a fifth of the
-    time: that walk cost more than counting a small tensor).
+    time: that walk cost more than counting a small tensor). Eager TensorFlow tensors in host
+    memory go straight to their buffer.
     """
     out: List[_in.HostView] = []
     codes = _dtypes.NUMPY_CODES
+    eager = _eager_tensor_type()
     for value in values:
-        if _dev.is_device_array(value):
+        if eager is not None and type(value) is eager and "GPU" not in value.device.upper():
+            arr = _in._tensorflow_host_array(value)  # in place; refuses what TF cannot export
+        elif _dev.is_device_array(value):
             out.append(_in.on_host(_in.classify(value)))
             continue
-        arr = _in.host_array(value)
+        else:
+            arr = _in.host_array(value)
         code = codes.get(arr.dtype) if type(arr) is np.ndarray else None  # None: byte-swapped, object, ...
         size = arr.size
         if code is not None and size and arr.flags.c_contiguous:
-            out.append(_in.HostView(arr, arr.ctypes.data, code, (size,), (arr.itemsize,), 1, size))
+            out.append(_fast_view(arr, code, size))
         else:
             out.append(_in.host_view(arr))
     return out

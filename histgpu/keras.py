@@ -45,7 +45,7 @@ import keras
 import numpy as np
 
 import histgpu.summary as _summary
-from histgpu import _options
+from histgpu import _batch, _options
 
 __all__ = ["HistogramCallback"]
 
@@ -157,7 +157,8 @@ class HistogramCallback(keras.callbacks.TensorBoard):
                 self._grad_captured = False
             if pairs:
                 _summary.histograms(pairs, step=epoch, buckets=self.buckets, nonfinite=self.nonfinite)
-            self._train_writer.flush()
+            with _batch.phase("TensorFlow writer"):
+                self._train_writer.flush()
 
     # ---------------------------------------------------------------- gradients
 

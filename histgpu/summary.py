@@ -431,8 +431,9 @@ def _eager_inputs(values: Sequence[Any]) -> List[Any]:
     for device, items in by_device.items():
         with tf.device(device):
             read = tf.raw_ops.IdentityN(input=[var for _, var in items])
+        on_gpu = "GPU" in device.upper()
         for (i, _), t in zip(items, read):
-            out[i] = _eager_input(t)
+            out[i] = _eager_input(t) if on_gpu else t
     return out
 
 

@@ -10,6 +10,6 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Dict
 
-from benchmarks.scenarios import cpu, gpu, training
+from benchmarks.scenarios import cpu, gpu, training, training_large
 
-SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (cpu, training, gpu)}
+SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (cpu, training, training_large, gpu)}
