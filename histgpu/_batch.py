@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from . import _dtypes, _engine, _options
 from . import _input as _in
 from . import _input_device as _dev
 
-__all__ = ["PROFILE", "phase", "host_views", "v2_results", "v1_results", "apply_policy"]
+__all__ = ["PROFILE", "phase", "host_views", "Results", "v2_results", "v1_results", "apply_policy"]
 
 #: ``None`` (off), or a dict that phase names accumulate seconds in.
 PROFILE: Optional[Dict[str, float]] = None
@@ -102,8 +102,11 @@ def host_views(values: Sequence[Any]) -> List[_in.HostView]:
     out: List[_in.HostView] = []
     codes = _dtypes.NUMPY_CODES
     eager = _eager_tensor_type()
+    ndarray = np.ndarray
     for value in values:
-        if eager is not None and type(value) is eager and "GPU" not in value.device.upper():
+        if type(value) is ndarray:
+            arr = value
+        elif eager is not None and type(value) is eager and "GPU" not in value.device.upper():
             arr = _in._tensorflow_host_array(value)  # in place; refuses what TF cannot export
         elif _dev.is_device_array(value):
             out.append(_in.on_host(_in.classify(value)))
@@ -167,26 +170,52 @@ def _run(views: Sequence[_in.HostView], count: Callable[[Any, Any], Any], thread
     return out
 
 
-def v2_results(views: Sequence[_in.HostView], k: int, threads: Optional[int] = None) -> List[Any]:
+class Results(list):
+    """Raw engine results in input order; ``nonfinite``: the batch's (nan, posinf, neginf)."""
+
+    nonfinite = (0, 0, 0)
+
+
+def _counted(views: Sequence[_in.HostView], count: Callable[[Any, Any], Any], threads: int) -> Results:
+    """:func:`_run`, the non-finite values added up by the workers as the results come in."""
+    bad: List[Tuple[int, int, int]] = []
+
+    def one(engine: Any, view: Any) -> Any:
+        r = count(engine, view)
+        s = r.stats
+        if s.nan or s.posinf or s.neginf:
+            bad.append((s.nan, s.posinf, s.neginf))  # list.append: atomic under the GIL
+        return r
+
+    out = Results(_run(views, one, threads))
+    if bad:
+        out.nonfinite = tuple(sum(b[i] for b in bad) for i in range(3))  # type: ignore[assignment]
+    return out
+
+
+def v2_results(views: Sequence[_in.HostView], k: int, threads: Optional[int] = None) -> Results:
     """TensorBoard's v2 histogram of every view (raw ``V2Result``s, no policy applied)."""
     with phase("compute"):
-        return _run(views, lambda e, v: e.v2(v, k), _options.num_threads(threads))
+        return _counted(views, lambda e, v: e.v2(v, k), _options.num_threads(threads))
 
 
-def v1_results(views: Sequence[_in.HostView], threads: Optional[int] = None) -> List[Any]:
+def v1_results(views: Sequence[_in.HostView], threads: Optional[int] = None) -> Results:
     """TensorFlow's v1 counts, range and exact sums of every view (raw ``V1Result``s)."""
     with phase("compute"):
-        return _run(views, lambda e, v: e.v1(v), _options.num_threads(threads))
+        return _counted(views, lambda e, v: e.v1(v), _options.num_threads(threads))
 
 
 def apply_policy(mode: str, results: Sequence[Any], stacklevel: int = 3) -> None:
     """The non-finite policy once for a whole batch (one warning, or ``ValueError``)."""
-    nan = posinf = neginf = 0
-    for r in results:
-        s = r.stats
-        if s.nan or s.posinf or s.neginf:
-            nan += s.nan
-            posinf += s.posinf
-            neginf += s.neginf
+    if isinstance(results, Results):
+        nan, posinf, neginf = results.nonfinite
+    else:
+        nan = posinf = neginf = 0
+        for r in results:
+            s = r.stats
+            if s.nan or s.posinf or s.neginf:
+                nan += s.nan
+                posinf += s.posinf
+                neginf += s.neginf
     if nan or posinf or neginf:
         _options.apply_nonfinite_policy(mode, nan, posinf, neginf, stacklevel=stacklevel + 1)

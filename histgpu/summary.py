@@ -440,7 +440,7 @@ def _eager_inputs(values: Sequence[Any]) -> List[Any]:
 def _results_many(inputs: List[Any], k: int) -> List[Any]:
     """Raw v2 results of every input (host data over every core, GPU data on its GPU), no
     non-finite policy applied."""
-    device = [i for i, x in enumerate(inputs) if _input_device.is_device_array(x)]
+    device = [i for i, x in enumerate(inputs) if not _host_eager(x) and _input_device.is_device_array(x)]
     if not device:
         with _batch.phase("input"):
             views = _batch.host_views(inputs)
@@ -461,6 +461,13 @@ def _results_many(inputs: List[Any], k: int) -> List[Any]:
         for i, h in zip(idx, pending.result()):
             out[i] = types.SimpleNamespace(k=h.buckets, edges=h.edges, counts=h.counts, stats=h)
     return out
+
+
+def _host_eager(value: Any) -> bool:
+    """An eager tensor in host memory or a numpy array: no need to ask whether it is on a GPU."""
+    if type(value) is np.ndarray:
+        return True
+    return isinstance(value, tf.Tensor) and hasattr(value, "_numpy") and "GPU" not in value.device.upper()
 
 
 def _device_key(value: Any) -> Any:

@@ -169,26 +169,32 @@ def _torch_entries(tags: List[str], views: List[Any], results: List[Any], spec: 
     edges = memoryview(np.ascontiguousarray(_tl.default_bins(), dtype="<f8")).cast("B")
     limits = _engine.v1_limits()
     stats = [r.stats for r in results]
-    first = np.searchsorted(limits, [s.min for s in stats], side="right").tolist()
-    last = np.searchsorted(limits, [s.max for s in stats], side="right").tolist()
-    zero = np.zeros(1, "<f8")
+    # min, max, num, sum, sum_squares, non-finite values: fetched once from the results
+    fields = [(s.min, s.max, float(s.num), r.sum, r.sum_squares, s.nan + s.posinf + s.neginf)
+              for r, s in zip(results, stats)]
+    first = np.searchsorted(limits, [f[0] for f in fields], side="right").tolist()
+    last = np.searchsorted(limits, [f[1] for f in fields], side="right").tolist()
     out: List[bytes] = [b""] * len(results)
     slow: List[int] = []
     top = len(limits) - 1  # v1's last bucket holds values >= the last edge (numpy: only == counts)
-    for j, (r, s) in enumerate(zip(results, stats)):
+    framed = _proto.framed_histogram_value
+    if spec.max_bins is not None:
+        slow = list(range(len(results)))
+    for j in range(len(results) if not slow else 0):
         start, end = first[j], last[j] + 1
-        if spec.max_bins is not None or s.num == 0 or start < 2 or end > top:
-            slow.append(j)  # below the first edge, at or above the last, empty, max_bins
+        mn, mx, num, total, squares, bad = fields[j]
+        if not num or start < 2 or end > top:
+            slow.append(j)  # below the first edge, at or above the last, empty
             continue
-        c = r.counts
+        c = results[j].counts
         if not (c[start] and c[end - 1]):  # never: min and max lie in these buckets
             slow.append(j)
             continue
-        # The bin before the first non-empty one carries the leftmost edge (made up when none).
-        bucket = c[start - 1:end].astype("<f8") if start > 2 else np.concatenate([zero, c[start:end]])
-        out[j] = _proto.framed_histogram_value(tags[j].encode("utf-8"), float(s.min), float(s.max), float(s.num),
-                                               float(r.sum), float(r.sum_squares), edges[(start - 2) * 8:(end - 1) * 8],
-                                               bucket) + _companions(tags[j], s)
+        # The bin before the first non-empty one carries the leftmost edge; when numpy's first
+        # bin is the first non-empty one, that is v1 bucket 1 (below the first edge), empty.
+        value = framed(tags[j].encode("utf-8"), mn, mx, num, total, squares, edges[(start - 2) * 8:(end - 1) * 8],
+                       c[start - 1:end].astype("<f8"))
+        out[j] = value + _companions(tags[j], stats[j]) if bad else value
     if slow:
         engine = _engine.engine_for("cpu", None, _options.num_threads(None))  # type: ignore[arg-type]
         for j in sorted(slow):
@@ -629,7 +635,8 @@ class SummaryWriter:
         if not pairs:
             return
         tags = [tag for tag, _ in pairs]  # a job keeps the tags, never the tensors
-        on_device = [i for i, (_, v) in enumerate(pairs) if _input_device.is_device_array(v)]
+        ndarray = np.ndarray
+        on_device = [i for i, (_, v) in enumerate(pairs) if type(v) is not ndarray and _input_device.is_device_array(v)]
         on_gpu = on_device if spec.v2 else []  # PyTorch's layout is computed now, also on a GPU
         groups: Dict[Any, List[int]] = {}
         for i in on_gpu:
