@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import types
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import tensorflow as tf
@@ -458,7 +458,7 @@ def _results_many(inputs: List[Any], k: int) -> List[Any]:
         for i, r in zip(host, out_host):
             out[i] = r
     for idx, pending in pendings:
-        for i, h in zip(idx, pending.result()):
+        for i, h in zip(idx, cast(List[histgpu.Histogram], pending.result())):
             out[i] = types.SimpleNamespace(k=h.buckets, edges=h.edges, counts=h.counts, stats=h)
     return out
 

@@ -166,7 +166,7 @@ def _torch_entries(tags: List[str], views: List[Any], results: List[Any], spec: 
     edges are v1 buckets 2 .. len - 2, and the proto holds the support of the counts, which
     runs from the bucket of the minimum to the bucket of the maximum (docs/semantics.md §1.3.2:
     a value's bucket is the first limit above it)."""
-    edges = memoryview(np.ascontiguousarray(_tl.default_bins(), dtype="<f8")).cast("B")
+    edges = memoryview(np.ascontiguousarray(_tl.default_bins(), dtype="<f8").tobytes())
     limits = _engine.v1_limits()
     stats = [r.stats for r in results]
     # min, max, num, sum, sum_squares, non-finite values: fetched once from the results

@@ -241,6 +241,7 @@ def _run_case(variant: str, case: Dict[str, Any], steps: int) -> Dict[str, Any]:
         reader = tc.Reader(arrays)
         log_times: List[float] = []
         read_times: List[float] = []
+        chunked: List[float] = []
         phases: List[Dict[str, float]] = []
         peaks: List[int] = []
         with warnings.catch_warnings():
@@ -254,11 +255,13 @@ def _run_case(variant: str, case: Dict[str, Any], steps: int) -> Dict[str, Any]:
                 peaks.append(pm.extra_bytes)
                 phases.append(prof)
                 read_times.append(reader())
+                chunked.append(reader.chunked())
         close()
         reader.close()
     nbytes = case["params"] * (2 if case["dtype"] == "bfloat16" else 4)
-    res = tc.summarize(log_times, read_times, phases, peaks, [], case["params"], case["tensors"], nbytes)
+    res = tc.summarize(log_times, read_times, phases, peaks, [], case["params"], case["tensors"], nbytes, chunked)
     res["read_ratio"] = res["median_s"] / res["read_s"] if res.get("read_s") else None
+    res["chunked_ratio"] = res["median_s"] / res["chunked_read_s"] if res.get("chunked_read_s") else None
     return res
 
 
