@@ -55,6 +55,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument("--train-width", type=int, help="layer width (default 448)")
     g.add_argument("--train-blocks", type=int, help="number of Dense+LayerNorm blocks (default 99: 2e7 parameters)")
     g.add_argument("--train-steps", type=int, help="logging steps per variant, first one a warm-up")
+    g = p.add_argument_group("training_large scenario (also --variants, --dtypes, --train-steps, --mem-cap-gib)")
+    g.add_argument("--large-layers", type=_ints, help="transformer layer counts, e.g. 2,8 (default: 2,8,24; full 8,32,125)")
     p.add_argument("--no-plots", action="store_true", help="write no PNG files")
     args = p.parse_args(argv)
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -92,7 +94,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     options = {
         "sizes": args.sizes, "dtypes": args.dtypes, "buckets": args.buckets, "methods": args.methods,
         "mem_cap_gib": args.mem_cap_gib, "variants": args.variants, "train_width": args.train_width,
-        "train_blocks": args.train_blocks, "train_steps": args.train_steps, "plots": not args.no_plots,
+        "train_blocks": args.train_blocks, "train_steps": args.train_steps, "large_layers": args.large_layers,
+        "plots": not args.no_plots,
     }
     ctx = Context(full=args.full, out_dir=args.out, info=info, command=command, options=options)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,17 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Deque, List, Optional
+from typing import Callable, Deque, List, Optional, Tuple, Union
 
 from tensorboard.compat.proto import event_pb2
 
-from histgpu import _cpu, _sigterm
+from histgpu import _batch, _cpu, _sigterm
 
-__all__ = ["masked_crc32c", "frame_record", "RecordFile", "EventFile", "EventJob", "EventQueue", "finalize_queue"]
+__all__ = ["masked_crc32c", "record_parts", "frame_record", "RecordFile", "EventFile", "EventData", "EventJob",
+           "EventQueue", "finalize_queue"]
+
+# An event: the proto, or its serialized bytes (histgpu.proto builds a step's event as bytes).
+EventData = Union[event_pb2.Event, bytes]
 
 _file_counter = 0
 _file_counter_lock = threading.Lock()
@@ -35,17 +39,26 @@ _OPEN_FLAGS = (
 )
 
 
+# Records up to this size are joined and written with one os.write; larger ones by os.writev.
+_JOIN_BELOW = 1 << 16
+
+
 def masked_crc32c(data: bytes) -> int:
     """TensorFlow's masked CRC-32C of a record's length or data."""
     crc = _cpu.crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def frame_record(data: bytes) -> bytes:
-    """One TFRecord: length (uint64), masked CRC-32C of the length (uint32), data, masked
-    CRC-32C of the data (uint32), little-endian."""
+def record_parts(data: bytes) -> Tuple[bytes, bytes, bytes]:
+    """(head, data, tail) of one TFRecord: the length (uint64) and the masked CRC-32C of the
+    length (uint32), the data, the masked CRC-32C of the data (uint32), little-endian."""
     header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
+    return header + struct.pack("<I", masked_crc32c(header)), data, struct.pack("<I", masked_crc32c(data))
+
+
+def frame_record(data: bytes) -> bytes:
+    """One TFRecord, as the bytes that go into the file (:func:`record_parts` joined)."""
+    return b"".join(record_parts(data))
 
 
 class RecordFile:
@@ -89,15 +102,22 @@ class RecordFile:
                 "nothing more is written to it",
                 self.path,
             ) from self._torn
-        record = frame_record(data)
-        end = self._end + len(record)
-        rest = memoryview(record)
+        with _batch.phase("checksum"):
+            parts = record_parts(data)
+        size = len(data) + 16
+        end = self._end + size
         try:
-            while rest:
-                n = os.write(fd, rest)
-                if n <= 0:  # a regular file never does this; never loop on it
-                    raise OSError(errno.EIO, "write() wrote nothing", self.path)
-                rest = rest[n:]
+            with _batch.phase("file I/O"):
+                # One writev: the record's three parts go to the kernel without being joined
+                # (a copy of a large event). What a short write leaves goes by os.write.
+                done = os.writev(fd, parts) if size > _JOIN_BELOW and hasattr(os, "writev") else 0
+                if done < size:
+                    rest = memoryview(b"".join(parts))[done:]
+                    while rest:
+                        n = os.write(fd, rest)
+                        if n <= 0:  # a regular file never does this; never loop on it
+                            raise OSError(errno.EIO, "write() wrote nothing", self.path)
+                        rest = rest[n:]
             self._end = end
         except BaseException:  # KeyboardInterrupt too: a torn record must never stay
             if self._end != end:
@@ -182,9 +202,11 @@ class EventFile:
                 pass
             raise _logdir_error(e, logdir, "write an event file") from e
 
-    def write(self, event: event_pb2.Event) -> None:
+    def write(self, event: "EventData") -> None:
+        """Append one event: an ``Event`` proto, or the bytes of one serialized already."""
+        data = event if isinstance(event, bytes) else event.SerializeToString()
         with self._lock:
-            self._records.write(event.SerializeToString())
+            self._records.write(data)
 
     def flush(self) -> None:
         with self._lock:
@@ -197,7 +219,7 @@ class EventFile:
 
 
 # An event still to be built: called by the background thread, it waits for GPU results.
-EventJob = Callable[[], event_pb2.Event]
+EventJob = Callable[[], "EventData"]
 
 
 class EventQueue:
@@ -276,7 +298,7 @@ class EventQueue:
 
     # ------------------------------------------------------------------------ the producer
 
-    def put_ready(self, event: event_pb2.Event) -> None:
+    def put_ready(self, event: EventData) -> None:
         """Write a finished event now, or behind the queued ones when there are any."""
         self._check_process()
         with self._cv:

@@ -9,6 +9,7 @@ multiplicity instead of a loop.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple, Union
 
@@ -115,12 +116,28 @@ def _torch_host_array(tensor: Any) -> np.ndarray:
 
 def _tensorflow_host_array(tensor: Any) -> np.ndarray:
     """A TensorFlow tensor or variable in host memory, its dtype checked before TensorFlow is
-    asked to export it (exporting a string tensor aborts the process inside TensorFlow)."""
+    asked to export it (exporting a string tensor aborts the process inside TensorFlow).
+
+    Read in place: an eager tensor's ``__array__`` is a view of its buffer. A variable's would
+    be a copy (``.numpy()``), so a variable is read as the tensor its ``value()`` gives, which
+    shares the variable's buffer (TensorFlow copies on a later write while it is shared).
+    """
     dtype = getattr(tensor, "dtype", None)
     name = getattr(dtype, "name", None)
     if name is not None and name not in _dtypes.BY_NAME:
         raise _dtypes.unsupported(f"tf.{name}")
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(tensor, tf.Variable):
+        tensor = tensor.value()
     return np.asarray(tensor.__array__()) if hasattr(tensor, "__array__") else np.asarray(tensor)
+
+
+def _keras_tensorflow_variable(data: Any) -> Any:
+    """The ``tf.Variable`` behind a Keras variable of the TensorFlow backend, else None."""
+    if not _dev._module(data).startswith("keras"):
+        return None
+    value = getattr(data, "value", None)
+    return value if _dev.is_tensorflow(value) else None
 
 
 def host_array(data: Any) -> np.ndarray:
@@ -135,6 +152,9 @@ def host_array(data: Any) -> np.ndarray:
         return _torch_host_array(data)
     if _dev.is_tensorflow(data):
         return _tensorflow_host_array(data)
+    variable = _keras_tensorflow_variable(data)
+    if variable is not None:  # its __array__ would copy through .numpy()
+        return _tensorflow_host_array(variable)
     if _dev.is_cupy(data):
         return data.get()
     if hasattr(data, "__dlpack__") and hasattr(data, "__dlpack_device__"):

@@ -45,7 +45,7 @@ import keras
 import numpy as np
 
 import histgpu.summary as _summary
-from histgpu import _options
+from histgpu import _batch, _options
 
 __all__ = ["HistogramCallback"]
 
@@ -141,26 +141,24 @@ class HistogramCallback(keras.callbacks.TensorBoard):
             self._write_histograms(epoch)
 
     def _write_histograms(self, epoch: int) -> None:
+        """Every weight's histogram (and every gradient's) through the train writer, all in one
+        ``histgpu.summary.histograms`` call: the values ``tf.summary.histogram`` per weight
+        would write, in one event of the same run file (with ``write_images``, per weight,
+        each followed by its image, in Keras' order)."""
         with self._train_writer.as_default():
-            for layer in self.model.layers:
-                for weight in layer.weights:
-                    name = _weight_tag(weight)
-                    _summary.histogram(
-                        f"{name}/histogram", weight, step=epoch, buckets=self.buckets, nonfinite=self.nonfinite
-                    )
-                    if self.write_images:
-                        self._log_weight_as_image(weight, f"{name}/image", epoch)
+            pairs = [(f"{_weight_tag(w)}/histogram", w) for layer in self.model.layers for w in layer.weights]
+            if self.write_images:
+                for name, weight in pairs:
+                    _summary.histogram(name, weight, step=epoch, buckets=self.buckets, nonfinite=self.nonfinite)
+                    self._log_weight_as_image(weight, f"{name[:-len('/histogram')]}/image", epoch)
+                pairs = []
             if self.gradients and self._grad_captured and self._grad_optimizer is not None:
-                for weight in self._grad_weights:
-                    _summary.histogram(
-                        f"{_weight_tag(weight)}/gradient",
-                        self._grad_buffers[id(weight)],
-                        step=epoch,
-                        buckets=self.buckets,
-                        nonfinite=self.nonfinite,
-                    )
+                pairs += [(f"{_weight_tag(w)}/gradient", self._grad_buffers[id(w)]) for w in self._grad_weights]
                 self._grad_captured = False
-            self._train_writer.flush()
+            if pairs:
+                _summary.histograms(pairs, step=epoch, buckets=self.buckets, nonfinite=self.nonfinite)
+            with _batch.phase("TensorFlow writer"):
+                self._train_writer.flush()
 
     # ---------------------------------------------------------------- gradients
 

@@ -10,7 +10,9 @@ No TensorFlow import: the proto class comes from the ``tensorboard`` package.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import functools
+import struct
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -26,7 +28,19 @@ __all__ = [
     "histogram_tensor_proto",
     "histogram_v2_value",
     "add_nonfinite_values",
+    "nonfinite_summaries",
     "NONFINITE_SUFFIXES",
+    "varint",
+    "field_bytes",
+    "histogram_proto_bytes",
+    "value_bytes",
+    "framed_histogram_value",
+    "summary_bytes",
+    "event_bytes",
+    "histogram_metadata_bytes",
+    "v2_tensor_bytes",
+    "v2_tables",
+    "framed_v2_values",
 ]
 
 # Companion scalars that make non-finite values visible in TensorBoard: see histgpu.summary.
@@ -185,6 +199,15 @@ def scalar_tensor_proto(value: float) -> tensor_pb2.TensorProto:
     )
 
 
+def nonfinite_summaries(tag: str, nan: int, posinf: int, neginf: int) -> List[bytes]:
+    """The ``<tag>/nonfinite/*`` scalars as three serialized ``Summary`` protos of one value each
+    (what three ``tf.summary.write`` calls write); none when every count is zero."""
+    summary = summary_pb2.Summary()
+    if not add_nonfinite_values(summary, tag, nan, posinf, neginf):
+        return []
+    return [summary_pb2.Summary(value=[v]).SerializeToString() for v in summary.value]
+
+
 def add_nonfinite_values(summary: summary_pb2.Summary, tag: str, nan: int, posinf: int, neginf: int) -> bool:
     """Append the ``<tag>/nonfinite/*`` scalars to ``summary`` when any count is non-zero.
 
@@ -201,3 +224,171 @@ def add_nonfinite_values(summary: summary_pb2.Summary, tag: str, nan: int, posin
             tag=f"{tag}/{suffix}", metadata=nonfinite_metadata(tag, suffix), tensor=scalar_tensor_proto(count)
         )
     return True
+
+
+# ------------------------------------------------------- serialized protos, built as bytes
+#
+# A logging step of a large model is thousands of summary values. Building each as a proto
+# object and serializing it costs more than counting small tensors, so the batched paths
+# (SummaryWriter.add_histograms, histgpu.summary.histograms) write the wire format directly:
+# fields in field-number order, proto3 scalars left out when their bits are all zero, repeated
+# doubles packed -- what protobuf's own serializers write, byte for byte (tests/tensorboard/
+# test_batched.py compares them on every shape of input). The constant parts (plugin metadata,
+# tensor headers) are serialized once by protobuf itself.
+
+_F64 = struct.Struct("<d")
+_F64_ZERO = bytes(8)
+# HistogramProto: min = 1, max = 2, num = 3, sum = 4, sum_squares = 5 (fixed64), then
+# bucket_limit = 6, bucket = 7 (packed doubles).
+_HISTO_KEYS = (b"\x09", b"\x11", b"\x19", b"\x21", b"\x29")
+
+
+def varint(n: int) -> bytes:
+    """Protobuf's base-128 varint of `n` (negative int64 values as their 64-bit two's complement)."""
+    if n < 0:
+        n += 1 << 64
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def field_bytes(key: bytes, payload: bytes) -> bytes:
+    """A length-delimited field (string, bytes, message, packed array): key, length, payload."""
+    return key + varint(len(payload)) + payload
+
+
+def histogram_proto_bytes(mn: float, mx: float, num: float, total: float, total_squares: float,
+                          limits: bytes, counts: bytes) -> bytes:
+    """A serialized ``HistogramProto``; `limits` and `counts` are little-endian float64 bytes."""
+    parts = []
+    for key, v in zip(_HISTO_KEYS, (mn, mx, num, total, total_squares)):
+        b = _F64.pack(v)
+        if b != _F64_ZERO:  # -0.0 is written, +0.0 is not (bit test, as protobuf does)
+            parts.append(key + b)
+    if limits:
+        parts.append(field_bytes(b"\x32", limits))
+    if counts:
+        parts.append(field_bytes(b"\x3a", counts))
+    return b"".join(parts)
+
+
+_HISTO_HEAD = struct.Struct("<BdBdBdBdBd")
+
+
+def _varint_len(n: int) -> int:
+    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else len(varint(n))
+
+
+def framed_histogram_value(tag: bytes, mn: float, mx: float, num: float, total: float, total_squares: float,
+                           limits: Any, counts: Any) -> bytes:
+    """``Summary.value`` entry (field 1 of ``Summary``, framed) of ``Value(tag=tag,
+    histo=HistogramProto(...))``, joined in one copy; `limits`/`counts`: little-endian float64
+    buffers (bytes, memoryviews or arrays), both non-empty."""
+    if mn and mx and num and total and total_squares:  # no field to leave out (-0.0 is falsy too)
+        head = _HISTO_HEAD.pack(0x09, mn, 0x11, mx, 0x19, num, 0x21, total, 0x29, total_squares)
+    else:
+        head = histogram_proto_bytes(mn, mx, num, total, total_squares, b"", b"")
+    nl, nc = memoryview(limits).nbytes, memoryview(counts).nbytes
+    ll, lc = varint(nl), varint(nc)
+    histo_len = len(head) + 2 + len(ll) + nl + len(lc) + nc
+    lh = varint(histo_len)
+    lt = varint(len(tag))
+    value_len = 1 + len(lt) + len(tag) + 1 + len(lh) + histo_len
+    return b"".join((b"\x0a", varint(value_len), b"\x0a", lt, tag, b"\x2a", lh, head, b"\x32", ll, limits, b"\x3a", lc,
+                     counts))
+
+
+def value_bytes(tag: bytes, *, histo: Optional[bytes] = None, tensor: Optional[bytes] = None,
+                metadata: Optional[bytes] = None) -> bytes:
+    """A serialized ``Summary.Value``: tag = 1, histo = 5, tensor = 8, metadata = 9 (`tag`: UTF-8)."""
+    out = field_bytes(b"\x0a", tag) if tag else b""
+    if histo is not None:
+        out += field_bytes(b"\x2a", histo)
+    if tensor is not None:
+        out += field_bytes(b"\x42", tensor)
+    if metadata is not None:
+        out += field_bytes(b"\x4a", metadata)
+    return out
+
+
+def summary_bytes(values: Any) -> bytes:
+    """A serialized ``Summary`` of serialized values (``Summary.value`` is field 1)."""
+    return b"".join([b"\x0a" + varint(len(v)) + v for v in values])
+
+
+def event_bytes(wall_time: float, step: Optional[int], summary: Any) -> bytes:
+    """A serialized ``Event``: wall_time = 1, step = 2 (int64), summary = 5, as
+    ``Event(wall_time=..., step=..., summary=...)`` serializes (a zero step or time is left out;
+    the summary message is written even when empty, as a set message field is). `summary`: the
+    serialized ``Summary``, or a list of its framed values (joined here, in one copy)."""
+    parts = summary if isinstance(summary, list) else [summary]
+    wall = _F64.pack(wall_time)
+    head = b"\x09" + wall if wall != _F64_ZERO else b""
+    if step:
+        head += b"\x10" + varint(step)
+    size = sum(len(p) for p in parts)
+    return b"".join([head, b"\x2a", varint(size)] + parts)
+
+
+@functools.lru_cache(maxsize=64)
+def histogram_metadata_bytes(description: Optional[str] = None) -> bytes:
+    """The histograms plugin's ``SummaryMetadata``, serialized (as ``tf.summary.histogram`` writes it)."""
+    return _histogram_metadata.create_summary_metadata(display_name=None, description=description).SerializeToString()
+
+
+@functools.lru_cache(maxsize=256)
+def _v2_tensor_header(k: int) -> bytes:
+    """dtype and shape of a ``[k, 3]`` DT_DOUBLE ``TensorProto`` (its fields 1 and 2)."""
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in (k, 3)])
+    return tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_shape=shape).SerializeToString()
+
+
+def v2_tensor_bytes(k: int, content: bytes) -> bytes:
+    """A serialized :func:`histogram_tensor_proto` of a ``[k, 3]`` table given as its raw bytes."""
+    header = _v2_tensor_header(k)
+    return header + field_bytes(b"\x22", content) if content else header  # tensor_content = 4
+
+
+def framed_v2_values(tags: Any, k: int, tables: bytes, metadata: bytes) -> List[bytes]:
+    """``Summary.value`` entries (framed) of ``histogram_v2_value(tag, table)`` for every tag,
+    the tables of one `k` given one after another in `tables` (see :func:`v2_tables`)."""
+    size = 24 * k
+    header = _v2_tensor_header(k)
+    if size:
+        tensor_head = header + b"\x22" + varint(size)
+    else:
+        tensor_head = header
+    tensor_len = len(tensor_head) + size
+    middle = b"\x42" + varint(tensor_len) + tensor_head
+    tail = b"\x4a" + varint(len(metadata)) + metadata
+    fixed = len(middle) + size + len(tail)
+    view = memoryview(tables)
+    out = []
+    for j, tag in enumerate(tags):
+        lt = varint(len(tag))
+        value_len = 1 + len(lt) + len(tag) + fixed
+        out.append(b"".join((b"\x0a", varint(value_len), b"\x0a", lt, tag, middle, view[j * size:(j + 1) * size], tail)))
+    return out
+
+
+def v2_tables(results: Any) -> Optional[bytes]:
+    """The ``[k, 3]`` tables of many v2 results of one `k`, as one blob of little-endian float64
+    rows (``Histogram.to_tensor`` of each, one after another); None when `k` differs."""
+    if not results:
+        return b""
+    k = int(results[0].k)
+    if any(int(r.k) != k for r in results):
+        return None
+    n = len(results)
+    table = np.empty((n, k, 3), dtype="<f8")
+    if k:
+        edges = np.stack([r.edges for r in results])  # [n, k + 1]
+        table[:, :, 0] = edges[:, :-1]
+        table[:, :, 1] = edges[:, 1:]
+        table[:, :, 2] = np.stack([r.counts for r in results])
+    return table.tobytes()

@@ -32,7 +32,8 @@ fail instead (like TensorFlow's v1 op does).
 from __future__ import annotations
 
 import functools
-from typing import Any, Optional, Tuple
+import types
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import tensorflow as tf
@@ -40,10 +41,10 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 import histgpu
-from histgpu import _options
+from histgpu import _batch, _cuda_async, _input_device, _options
 from histgpu import proto as _proto
 
-__all__ = ["histogram", "histogram_v1", "NONFINITE_SUFFIXES"]
+__all__ = ["histogram", "histograms", "histogram_v1", "NONFINITE_SUFFIXES"]
 
 NONFINITE_SUFFIXES: Tuple[str, str, str] = _proto.NONFINITE_SUFFIXES
 
@@ -294,3 +295,197 @@ def _v1_summary(tag: str, h: Any) -> summary_pb2.Summary:
     summary.value.add(tag=tag, histo=_proto.v1_to_proto(h))
     _proto.add_nonfinite_values(summary, tag, h.nan, h.posinf, h.neginf)
     return summary
+
+
+# ------------------------------------------------------------------ many histograms at once
+
+
+@tf.autograph.experimental.do_not_convert
+def histograms(
+    data: Union[Mapping[str, Any], Iterable[Tuple[str, Any]]],
+    step: Any = None,
+    buckets: Any = None,
+    description: Optional[str] = None,
+    *,
+    nonfinite: str = "omit",
+) -> Any:
+    """Write the histograms of many tensors at once: the batch form of :func:`histogram`.
+
+    ``histograms({"a": x, "b": y}, step)`` writes exactly the events that ``histogram("a", x,
+    step)`` and then ``histogram("b", y, step)`` write (one event per histogram, same tags,
+    metadata, tensor bytes and step; the non-finite companions before the histogram they belong
+    to), but all of them through one ``tf.summary.experimental.write_raw_pb`` call into the
+    default writer's own event file. The tensors are read in place (variables in one
+    TensorFlow op) and counted over every core; nothing is computed unless the writer records.
+
+    Parameters
+    ----------
+    data : mapping or iterable of (str, array_like)
+        Summary names and their values, e.g. ``{v.path: v for v in model.weights}``. Each name
+        is prefixed by the active name scopes, as in :func:`histogram`.
+    step, buckets, description, nonfinite
+        As in :func:`histogram`, shared by all histograms.
+
+    Returns
+    -------
+    bool or tf.Tensor
+        True on success, False if no default summary writer exists or it does not record (a
+        bool tensor, as :func:`histogram` returns).
+
+    Raises
+    ------
+    TypeError
+        A name is not a string, ``data`` holds no pairs, ``buckets`` is not an integer.
+    ValueError
+        A default writer exists but no step was given and none is set; ``nonfinite="raise"``
+        met NaN or an infinity (``InvalidArgumentError`` inside a ``tf.function``); nothing is
+        written then.
+    """
+    buckets = _checked_buckets(buckets)
+    _options.nonfinite_mode(nonfinite)
+    names, values = _named_values(data)
+    scope = tf.get_current_name_scope()  # what summary_scope prefixes a name with
+    tags = [f"{scope}/{name}" if scope else name for name in names]
+    if tf.executing_eagerly():
+        return _histograms_eager(tags, values, step, buckets, description, nonfinite)
+    return _histograms_graph(tags, values, step, buckets, description, nonfinite)
+
+
+def _named_values(data: Any) -> Tuple[List[str], List[Any]]:
+    items = data.items() if isinstance(data, Mapping) else data
+    names: List[str] = []
+    values: List[Any] = []
+    try:
+        for item in items:
+            name, value = item
+            if not isinstance(name, str):
+                raise TypeError(f"histograms() takes str names, not {type(name).__name__} {name!r}")
+            names.append(name or "histogram_summary")  # as summary_scope names an empty name
+            values.append(value)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, TypeError) and str(e).startswith("histograms()"):
+            raise
+        raise TypeError(
+            f"histograms() takes a mapping or an iterable of (name, data) pairs, not {type(data).__name__}"
+        ) from None
+    return names, values
+
+
+def _histograms_eager(tags: List[str], values: List[Any], step: Any, buckets: Any, description: Optional[str],
+                      nonfinite: str) -> Any:
+    if not bool(tf.summary.should_record_summaries()) or (step is None and tf.summary.experimental.get_step() is None):
+        # No writer, not recording, or no step: TensorFlow's own answer (False, or its
+        # ValueError), from a write of no summary at all.
+        return tf.summary.experimental.write_raw_pb(tf.constant([], tf.string), step=step)
+    k = _bucket_count_eager(buckets)
+    with _batch.phase("input"):
+        inputs = _eager_inputs(values)
+    results = _results_many(inputs, k)
+    _batch.apply_policy(nonfinite, results, stacklevel=4)  # the caller of histograms() (autograph wraps it)
+    with _batch.phase("proto"):
+        strings = _summary_strings(tags, results, description)
+    with _batch.phase("TensorFlow writer"):
+        return tf.summary.experimental.write_raw_pb(tf.constant(b"".join(strings), tf.string), step=step)
+
+
+def _histograms_graph(tags: List[str], values: List[Any], step: Any, buckets: Any, description: Optional[str],
+                      nonfinite: str) -> Any:
+    xs = [tf.convert_to_tensor(v) for v in values]
+    k = buckets if tf.is_tensor(buckets) else tf.constant(_options.bucket_count(buckets))
+
+    def run(k_value: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
+        results = _results_many(list(arrays), max(0, int(k_value)))
+        _batch.apply_policy(nonfinite, results, stacklevel=3)
+        return np.array(b"".join(_summary_strings(tags, results, description)), dtype=object)
+
+    def record() -> Any:
+        raw = tf.numpy_function(run, [tf.cast(k, tf.int64)] + xs, tf.string, stateful=True)
+        raw.set_shape([])
+        return tf.summary.experimental.write_raw_pb(raw, step=step)
+
+    return tf.cond(tf.summary.should_record_summaries(), record, lambda: tf.constant(False))
+
+
+def _tf_variable(value: Any) -> Any:
+    """The ``tf.Variable`` `value` is or holds (a Keras variable's), else None."""
+    if isinstance(value, tf.Variable):
+        return value
+    if hasattr(value, "__tf_tensor__"):
+        inner = getattr(value, "value", None)  # Keras: the tf.Variable (a cast tensor under autocast)
+        if isinstance(inner, tf.Variable):
+            return inner
+    return None
+
+
+def _eager_inputs(values: Sequence[Any]) -> List[Any]:
+    """:func:`_eager_input` of every value; variables are read in one op per device, as tensors
+    that share the variables' buffers (no copy)."""
+    out = list(values)
+    by_device: dict = {}
+    for i, v in enumerate(values):
+        var = _tf_variable(v)
+        if var is None:
+            out[i] = _eager_input(v)
+        else:
+            by_device.setdefault(var.device, []).append((i, var))
+    for device, items in by_device.items():
+        with tf.device(device):
+            read = tf.raw_ops.IdentityN(input=[var for _, var in items])
+        on_gpu = "GPU" in device.upper()
+        for (i, _), t in zip(items, read):
+            out[i] = _eager_input(t) if on_gpu else t
+    return out
+
+
+def _results_many(inputs: List[Any], k: int) -> List[Any]:
+    """Raw v2 results of every input (host data over every core, GPU data on its GPU), no
+    non-finite policy applied."""
+    device = [i for i, x in enumerate(inputs) if not _host_eager(x) and _input_device.is_device_array(x)]
+    if not device:
+        with _batch.phase("input"):
+            views = _batch.host_views(inputs)
+        return _batch.v2_results(views, k)
+    out: List[Any] = [None] * len(inputs)
+    host = [i for i in range(len(inputs)) if i not in set(device)]
+    groups: dict = {}
+    for i in device:
+        groups.setdefault(_device_key(inputs[i]), []).append(i)
+    pendings = [(idx, _cuda_async.enqueue_histograms([inputs[i] for i in idx], k)) for idx in groups.values()]
+    if host:
+        with _batch.phase("input"):
+            views = _batch.host_views([inputs[i] for i in host])
+        out_host = _batch.v2_results(views, k)
+        for i, r in zip(host, out_host):
+            out[i] = r
+    for idx, pending in pendings:
+        for i, h in zip(idx, cast(List[histgpu.Histogram], pending.result())):
+            out[i] = types.SimpleNamespace(k=h.buckets, edges=h.edges, counts=h.counts, stats=h)
+    return out
+
+
+def _host_eager(value: Any) -> bool:
+    """An eager tensor in host memory or a numpy array: no need to ask whether it is on a GPU."""
+    if type(value) is np.ndarray:
+        return True
+    return isinstance(value, tf.Tensor) and hasattr(value, "_numpy") and "GPU" not in value.device.upper()
+
+
+def _device_key(value: Any) -> Any:
+    device = getattr(value, "device", None)
+    return device if isinstance(device, str) else id(type(value))
+
+
+def _summary_strings(tags: List[str], results: List[Any], description: Optional[str]) -> List[bytes]:
+    """Serialized ``Summary`` protos, in the order the per-tensor calls write their events."""
+    metadata = _proto.histogram_metadata_bytes(description)
+    k = int(results[0].k) if results else 0
+    blob = _proto.v2_tables(results)
+    assert blob is not None  # one bucket count for all
+    framed = _proto.framed_v2_values([t.encode("utf-8") for t in tags], k, blob, metadata)
+    out: List[bytes] = []
+    for tag, r, value in zip(tags, results, framed):
+        s = r.stats
+        if s.nan or s.posinf or s.neginf:
+            out.extend(_proto.nonfinite_summaries(tag, s.nan, s.posinf, s.neginf))
+        out.append(value)  # a Summary of one value is its framed value
+    return out

@@ -26,7 +26,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 import histgpu
-from histgpu import _cuda_async, _input_device, _options
+from histgpu import _batch, _cuda_async, _engine, _input_device, _options
 from histgpu import _torch_layout as _tl
 from histgpu import proto as _proto
 from histgpu._event_file import EventFile, EventJob, EventQueue, finalize_queue
@@ -102,6 +102,115 @@ def _summary(values: Iterable[Tuple[str, _Value]]) -> summary_pb2.Summary:
         summary.value.append(value)
         _proto.add_nonfinite_values(summary, tag, *bad)
     return summary
+
+
+def _framed(tag: str, value: _Value) -> bytes:
+    """A summary value and its non-finite companions, as the bytes they take in a ``Summary``."""
+    return _summary([(tag, value)]).SerializeToString()
+
+
+def _companions(tag: str, stats: Any) -> bytes:
+    """The ``<tag>/nonfinite/*`` scalars of a histogram whose data held NaN or infinities."""
+    if not (stats.nan or stats.posinf or stats.neginf):
+        return b""
+    summary = summary_pb2.Summary()
+    _proto.add_nonfinite_values(summary, tag, stats.nan, stats.posinf, stats.neginf)
+    return summary.SerializeToString()
+
+
+def _host_entries(tags: List[str], values: List[Any], spec: _Spec, mode: str) -> List[bytes]:
+    """The framed summary values (:func:`_framed`) of many host tensors, counted over every core.
+
+    Byte for byte what :meth:`SummaryWriter.add_histogram` writes for each (tests/tensorboard/
+    test_batched.py): TensorBoard's v2 tensors and PyTorch's protos with ``bins="tensorflow"``
+    are built straight from the engines' results (histgpu.proto's byte builders); other bins
+    take two reads of the data and go through :func:`_host_value`.
+    """
+    if not spec.v2 and spec.bins is not None and spec.bins.kind != "tensorflow":
+        return [_framed(tag, _host_value(tag, v, spec, None, mode)) for tag, v in zip(tags, values)]
+    with _batch.phase("input"):
+        views = _batch.host_views(values)
+    if not spec.v2 and any(v.size == 0 for v in views):
+        raise ValueError("the input has no element: an empty tensor has no histogram (PyTorch raises ValueError too)")
+    if spec.v2:
+        results = _batch.v2_results(views, spec.k)
+        _batch.apply_policy(mode, results, stacklevel=3)
+        with _batch.phase("proto"):
+            return _v2_entries(tags, results, None)
+    results = _batch.v1_results(views)
+    _batch.apply_policy(mode, results, stacklevel=3)
+    with _batch.phase("proto"):
+        return _torch_entries(tags, views, results, spec)
+
+
+def _v2_entries(tags: List[str], results: List[Any], description: Optional[str]) -> List[bytes]:
+    """Framed v2 summary values (``histogram_v2_value`` and companions) of raw engine results."""
+    metadata = _proto.histogram_metadata_bytes(description)
+    blob = _proto.v2_tables(results)
+    if blob is None:  # bucket counts differ: one table at a time
+        out = [_proto.framed_v2_values([tag.encode("utf-8")], int(r.k), _proto.v2_tables([r]) or b"", metadata)[0]
+               for tag, r in zip(tags, results)]
+    else:
+        out = _proto.framed_v2_values([tag.encode("utf-8") for tag in tags], int(results[0].k) if results else 0,
+                                      blob, metadata)
+    for j, r in enumerate(results):
+        s = r.stats
+        if s.nan or s.posinf or s.neginf:
+            out[j] += _companions(tags[j], s)
+    return out
+
+
+def _torch_entries(tags: List[str], views: List[Any], results: List[Any], spec: _Spec) -> List[bytes]:
+    """Framed PyTorch-layout values (``bins="tensorflow"``) of raw v1 results, following
+    :func:`histgpu._torch_layout.torch_proto`'s rules: numpy's bins over PyTorch's default
+    edges are v1 buckets 2 .. len - 2, and the proto holds the support of the counts, which
+    runs from the bucket of the minimum to the bucket of the maximum (docs/semantics.md §1.3.2:
+    a value's bucket is the first limit above it)."""
+    edges = memoryview(np.ascontiguousarray(_tl.default_bins(), dtype="<f8").tobytes())
+    limits = _engine.v1_limits()
+    stats = [r.stats for r in results]
+    # min, max, num, sum, sum_squares, non-finite values: fetched once from the results
+    fields = [(s.min, s.max, float(s.num), r.sum, r.sum_squares, s.nan + s.posinf + s.neginf)
+              for r, s in zip(results, stats)]
+    first = np.searchsorted(limits, [f[0] for f in fields], side="right").tolist()
+    last = np.searchsorted(limits, [f[1] for f in fields], side="right").tolist()
+    out: List[bytes] = [b""] * len(results)
+    slow: List[int] = []
+    top = len(limits) - 1  # v1's last bucket holds values >= the last edge (numpy: only == counts)
+    framed = _proto.framed_histogram_value
+    if spec.max_bins is not None:
+        slow = list(range(len(results)))
+    for j in range(len(results) if not slow else 0):
+        start, end = first[j], last[j] + 1
+        mn, mx, num, total, squares, bad = fields[j]
+        if not num or start < 2 or end > top:
+            slow.append(j)  # below the first edge, at or above the last, empty
+            continue
+        c = results[j].counts
+        if not (c[start] and c[end - 1]):  # never: min and max lie in these buckets
+            slow.append(j)
+            continue
+        # The bin before the first non-empty one carries the leftmost edge; when numpy's first
+        # bin is the first non-empty one, that is v1 bucket 1 (below the first edge), empty.
+        value = framed(tags[j].encode("utf-8"), mn, mx, num, total, squares, edges[(start - 2) * 8:(end - 1) * 8],
+                       c[start - 1:end].astype("<f8"))
+        out[j] = value + _companions(tags[j], stats[j]) if bad else value
+    if slow:
+        engine = _engine.engine_for("cpu", None, _options.num_threads(None))  # type: ignore[arg-type]
+        for j in sorted(slow):
+            r, view = results[j], views[j]
+            s = r.stats
+            totals = _tl.Totals(float(s.min), float(s.max), int(s.num), float(r.sum), float(r.sum_squares))
+            ev = view.engine_view()
+
+            def count(rule: Any, ev: Any = ev, s: Any = s) -> np.ndarray:
+                return engine.numpy_counts(ev, rule, _tl.counting_stats(s))
+
+            assert spec.bins is not None
+            proto = _tl.torch_proto(spec.bins, spec.max_bins, totals, r.counts, count)
+            value = summary_pb2.Summary.Value(tag=tags[j], histo=proto)
+            out[j] = _framed(tags[j], (value, (int(s.nan), int(s.posinf), int(s.neginf))))
+    return out
 
 
 def _check_tag(tag: Any) -> str:
@@ -525,28 +634,37 @@ class SummaryWriter:
         pairs = _pairs(tensors)
         if not pairs:
             return
-        on_gpu = [i for i, (_, v) in enumerate(pairs) if spec.v2 and _input_device.is_device_array(v)]
+        tags = [tag for tag, _ in pairs]  # a job keeps the tags, never the tensors
+        ndarray = np.ndarray
+        on_device = [i for i, (_, v) in enumerate(pairs) if type(v) is not ndarray and _input_device.is_device_array(v)]
+        on_gpu = on_device if spec.v2 else []  # PyTorch's layout is computed now, also on a GPU
         groups: Dict[Any, List[int]] = {}
         for i in on_gpu:
             groups.setdefault(_device_key(pairs[i][1]), []).append(i)
         # GPU batches first, so that the GPU works while the host tensors are counted here.
         pendings = [(idx, _cuda_async.enqueue_histograms([pairs[i][1] for i in idx], spec.k))
                     for idx in groups.values()]
-        done: Dict[int, _Value] = {}
-        gpu = set(on_gpu)
-        for i, (tag, v) in enumerate(pairs):
-            if i not in gpu:
-                done[i] = _host_value(tag, v, spec, None, mode)
-        tags = [tag for tag, _ in pairs]  # the job keeps the tags, never the tensors
+        # Each histogram as the bytes it takes in the event's Summary (its value, then its
+        # non-finite companions): host tensors in one batch over every core.
+        done: Dict[int, bytes] = {}
+        if not spec.v2:
+            for i in on_device:
+                done[i] = _framed(tags[i], _host_value(tags[i], pairs[i][1], spec, None, mode))
+        device = set(on_device)
+        host = [i for i in range(len(pairs)) if i not in device]
+        if host:
+            done.update(zip(host, _host_entries([tags[i] for i in host], [pairs[i][1] for i in host], spec, mode)))
         if not pendings:
-            events.put_ready(_event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall))
+            with _batch.phase("proto"):
+                event = _proto.event_bytes(wall, global_step, [done[i] for i in range(len(tags))])
+            events.put_ready(event)
             return
 
-        def job() -> event_pb2.Event:
+        def job() -> bytes:
             for idx, pending in pendings:
                 for i, h in zip(idx, cast(List[histgpu.Histogram], pending.result())):
-                    done[i] = _gpu_value(tags[i], h, None, mode)
-            return _event(_summary((tags[i], done[i]) for i in range(len(tags))), global_step, wall)
+                    done[i] = _framed(tags[i], _gpu_value(tags[i], h, None, mode))
+            return _proto.event_bytes(wall, global_step, [done[i] for i in range(len(tags))])
 
         events.put(_failing_in(f"{len(tags)} histograms at step {global_step}", job))
 

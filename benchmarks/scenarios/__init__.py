@@ -10,6 +10,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Dict
 
-from benchmarks.scenarios import cpu, cpu_roofline, gpu, training
+from benchmarks.scenarios import cpu, cpu_roofline, gpu, training, training_large
 
-SCENARIOS: Dict[str, ModuleType] = {m.NAME: m for m in (cpu, cpu_roofline, training, gpu)}
+SCENARIOS: Dict[str, ModuleType] = {
+    m.NAME: m for m in (cpu, cpu_roofline, training, training_large, gpu)
+}

@@ -12,11 +12,17 @@ data; every variant runs in its own process:
 * PyTorch style: after each optimizer step, ``add_histogram(name, p, step)`` for every
   parameter with PyTorch's ``torch.utils.tensorboard.SummaryWriter`` (tensorboardX's when
   PyTorch is missing; the model is then numpy arrays of the same shapes), with tensorboardX,
-  and with ``histgpu.writer.SummaryWriter`` (``add_histograms`` in one call, and the same
-  ``add_histogram`` loop).
+  and with ``histgpu.writer.SummaryWriter`` (``add_histograms`` in one call, v1 and v2, and the
+  same ``add_histogram`` loop).
+* Keras-style code with TensorFlow's writer, after each ``train_on_batch``:
+  ``histgpu.summary.histograms`` of every weight in one call, and a ``histgpu.summary.histogram``
+  loop.
 
-Per variant: median time of a logging step, the extra peak memory of a step, and the time of a
-training step for scale. A variant that fails (out of memory, missing library) is a result.
+Per variant: median time of a logging step, its ratio to one threaded read of the same
+parameters (``training_common.Reader``, measured in the same process after each logging step:
+the goals of issue 14), histgpu's profile of the step, the extra peak memory of a step, and the
+time of a training step for scale. A variant that fails (out of memory, missing library) is a
+result.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from benchmarks import _report as rep
 from benchmarks._context import Context
 from benchmarks._measure import PeakMemory, release_memory
 from benchmarks._runner import run_method
+from benchmarks.scenarios import training_common as tc
 
 NAME = "training"
 TITLE = "Training overhead: the time a histogram logging step adds"
@@ -72,10 +79,27 @@ VARIANTS: Dict[str, Variant] = {
         Variant("tbx_writer", "tensorboardX add_histogram loop", "pytorch", ("tensorboardX",), "histgpu_writer"),
         Variant("histgpu_writer", "histgpu SummaryWriter.add_histograms", "pytorch", ("histgpu", "tensorboard"),
                 None),
+        Variant("histgpu_writer_v2", "histgpu SummaryWriter.add_histograms, layout='v2'", "pytorch",
+                ("histgpu", "tensorboard"), None, "TensorBoard's v2 [30, 3] tensors instead of PyTorch's protos"),
         Variant("histgpu_writer_loop", "histgpu SummaryWriter add_histogram loop", "pytorch",
                 ("histgpu", "tensorboard"), None, "flushes after every call"),
+        Variant("histgpu_summary", "histgpu.summary.histograms (one call, TF's writer)", "tf",
+                ("tensorflow", "keras", "histgpu"), None,
+                "every Keras weight in one call into a tf.summary writer, then its flush; a train_on_batch between steps"),
+        Variant("histgpu_summary_loop", "histgpu.summary.histogram loop (TF's writer)", "tf",
+                ("tensorflow", "keras", "histgpu"), None, "one histgpu.summary.histogram call per weight, then flush"),
     )
 }
+
+#: Issue 14's goals: (label, variant, reference, target). Reference "read" is one threaded read
+#: of the same parameters in the same process; a variant name is that variant's added time.
+GOALS = (
+    ("SummaryWriter.add_histograms + flush, v1 (bins='tensorflow')", "histgpu_writer", "read", 2.5),
+    ("SummaryWriter.add_histograms + flush, v2 (layout='v2')", "histgpu_writer_v2", "read", 2.5),
+    ("HistogramCallback (Keras' runs and tags)", "histgpu_keras", "read", 3.0),
+    ("HistogramCallback(gradients=True) vs its weights-only time", "histgpu_keras_grads", "histgpu_keras", 2.0),
+    ("histgpu.summary.histograms (batch form)", "histgpu_summary", "read", 3.0),
+)
 
 
 # ------------------------------------------------------------------------------ in the worker
@@ -105,9 +129,15 @@ def _run_keras(variant: str, case: Dict[str, Any]) -> Dict[str, Any]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH * TRAIN_STEPS_PER_EPOCH, width)).astype(np.float32)
     y = rng.standard_normal((BATCH * TRAIN_STEPS_PER_EPOCH, 1)).astype(np.float32)
+    # The reference read: the weights' values, as arrays of the same sizes (copies made now).
+    reader = tc.Reader([np.asarray(w.numpy()) for w in model.weights])
     log_times: List[float] = []
+    read_times: List[float] = []
+    chunked_times: List[float] = []
+    phases: List[Dict[str, float]] = []
     log_peaks: List[int] = []
     epoch_times: List[float] = []
+    histgpu_variant = variant.startswith("histgpu")
     with tempfile.TemporaryDirectory(prefix="histgpu-bench-train-") as logdir:
         common = dict(write_graph=False, profile_batch=0, update_freq="epoch")
         if variant == "keras_no_hist":
@@ -122,11 +152,14 @@ def _run_keras(variant: str, case: Dict[str, Any]) -> Dict[str, Any]:
 
         def timed_epoch_end(epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
             release_memory()
-            with PeakMemory() as pm:
+            with PeakMemory() as pm, tc.profiled(histgpu_variant) as prof:
                 t = time.perf_counter()
                 original(epoch, logs)
                 log_times.append(time.perf_counter() - t)
             log_peaks.append(pm.extra_bytes)
+            phases.append(prof)
+            read_times.append(reader())  # after the step: outside the epoch clock and the step
+            chunked_times.append(reader.chunked())
 
         cb.on_epoch_end = timed_epoch_end  # type: ignore[method-assign]
 
@@ -141,9 +174,62 @@ def _run_keras(variant: str, case: Dict[str, Any]) -> Dict[str, Any]:
             warnings.simplefilter("ignore")
             model.fit(x, y, batch_size=BATCH, epochs=steps, verbose=0, shuffle=False,
                       callbacks=[EpochClock(), cb])
+    reader.close()
     n_params = int(sum(int(np.prod(w.shape)) for w in model.weights))
-    return _summary(log_times, log_peaks, [t / TRAIN_STEPS_PER_EPOCH for t in epoch_times], n_params,
-                    len(model.weights), 4)
+    return tc.summarize(log_times, read_times, phases, log_peaks, [t / TRAIN_STEPS_PER_EPOCH for t in epoch_times],
+                        n_params, len(model.weights), 4 * n_params, chunked_times)
+
+
+def _run_tf(variant: str, case: Dict[str, Any]) -> Dict[str, Any]:
+    """Keras-style code logging through TensorFlow's writer, after each ``train_on_batch``."""
+    import numpy as np
+    import tensorflow as tf
+
+    import histgpu.summary as hsummary
+
+    width, blocks, steps = int(case["width"]), int(case["blocks"]), int(case["steps"])
+    model = _keras_model(width, blocks)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, width)).astype(np.float32)
+    y = rng.standard_normal((BATCH, 1)).astype(np.float32)
+    pairs = [(f"{w.path}/histogram", w) for w in model.weights]
+    reader = tc.Reader([np.asarray(w.numpy()) for w in model.weights])
+    log_times: List[float] = []
+    read_times: List[float] = []
+    chunked_times: List[float] = []
+    phases: List[Dict[str, float]] = []
+    log_peaks: List[int] = []
+    train_times: List[float] = []
+    with tempfile.TemporaryDirectory(prefix="histgpu-bench-train-") as logdir:
+        writer = tf.summary.create_file_writer(logdir)
+        for step in range(steps):
+            t = time.perf_counter()
+            model.train_on_batch(x, y)
+            train_times.append(time.perf_counter() - t)
+            release_memory()
+            with PeakMemory() as pm, tc.profiled() as prof:
+                t = time.perf_counter()
+                with writer.as_default():
+                    if variant == "histgpu_summary":
+                        hsummary.histograms(pairs, step=step)
+                    else:
+                        for name, w in pairs:
+                            hsummary.histogram(name, w, step=step)
+                t_flush = time.perf_counter()
+                writer.flush()
+                done = time.perf_counter()
+                log_times.append(done - t)
+            if prof is not None and variant == "histgpu_summary":
+                prof["TensorFlow writer"] = prof.get("TensorFlow writer", 0.0) + done - t_flush
+            log_peaks.append(pm.extra_bytes)
+            phases.append(prof if variant == "histgpu_summary" else {})
+            read_times.append(reader())
+            chunked_times.append(reader.chunked())
+        writer.close()
+    reader.close()
+    n_params = int(sum(int(np.prod(w.shape)) for w in model.weights))
+    return tc.summarize(log_times, read_times, phases, log_peaks, train_times, n_params, len(pairs), 4 * n_params,
+                        chunked_times)
 
 
 def _torch_model(width: int, blocks: int) -> Tuple[Any, Callable[[], None]]:
@@ -218,51 +304,44 @@ def _run_pytorch(variant: str, case: Dict[str, Any]) -> Dict[str, Any]:
         def log(step: int) -> None:
             if variant == "histgpu_writer":
                 writer.add_histograms(named, global_step=step)
+            elif variant == "histgpu_writer_v2":
+                writer.add_histograms(named, global_step=step, layout="v2")
             else:
                 for name, p in named:
                     writer.add_histogram(name, p, step)
             writer.flush()
 
+        values = [p for _, p in named]
+        reader = tc.Reader(tc.torch_arrays(values) if have_torch else values)
         log_times: List[float] = []
+        read_times: List[float] = []
+        chunked_times: List[float] = []
+        phases: List[Dict[str, float]] = []
         log_peaks: List[int] = []
         train_times: List[float] = []
+        batched = variant in ("histgpu_writer", "histgpu_writer_v2")
         for step in range(steps):
             t = time.perf_counter()
             train_step()
             train_times.append(time.perf_counter() - t)
             release_memory()
-            with PeakMemory() as pm:
+            with PeakMemory() as pm, tc.profiled(batched) as prof:
                 t = time.perf_counter()
                 log(step)
                 log_times.append(time.perf_counter() - t)
             log_peaks.append(pm.extra_bytes)
+            phases.append(prof)
+            read_times.append(reader())
+            chunked_times.append(reader.chunked())
         writer.close()
+        reader.close()
     n_params = int(sum(int(p.numel() if hasattr(p, "numel") else p.size) for _, p in named))
-    res = _summary(log_times, log_peaks, train_times, n_params, len(named), 4)
+    res = tc.summarize(log_times, read_times, phases, log_peaks, train_times, n_params, len(named), 4 * n_params,
+                       chunked_times)
     res["model"] = "PyTorch nn.Sequential" if have_torch else "numpy arrays (PyTorch not installed)"
     if notes:
         res["note"] = "; ".join(notes)
     return res
-
-
-def _summary(log_times: List[float], log_peaks: List[int], train_step_times: List[float], n_params: int,
-             n_tensors: int, bytes_per_value: int) -> Dict[str, Any]:
-    measured = log_times[1:] or log_times  # the first logging step is a warm-up for the time...
-    peaks = log_peaks  # ...but not for memory: pooling allocators (TF's) grow during the first step
-    train = train_step_times[1:] or train_step_times
-    return {
-        "status": "ok",
-        "median_s": statistics.median(measured),
-        "best_s": min(measured),
-        "times": log_times,
-        "warmup_s": log_times[0] if log_times else None,
-        "steps_measured": len(measured),
-        "extra_peak_bytes": max(peaks) if peaks else 0,
-        "train_step_s": statistics.median(train) if train else None,
-        "params": n_params,
-        "tensors": n_tensors,
-        "gbps": n_params * bytes_per_value / statistics.median(measured) / 1e9,
-    }
 
 
 def run_worker(variant: str, cases: List[Dict[str, Any]], settings: Dict[str, Any],
@@ -271,8 +350,11 @@ def run_worker(variant: str, cases: List[Dict[str, Any]], settings: Dict[str, An
     for case in cases:
         emit({"event": "start", "id": case["id"]})
         try:
-            if VARIANTS[variant].family == "keras":
+            family = VARIANTS[variant].family
+            if family == "keras":
                 res = _run_keras(variant, case)
+            elif family == "tf":
+                res = _run_tf(variant, case)
             else:
                 res = _run_pytorch(variant, case)
         except Exception as e:  # noqa: BLE001 - a failure is a result
@@ -329,13 +411,14 @@ def run(ctx: Context) -> Dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"training{ctx.suffix}"
     rep.write_json(out / f"{stem}.json", {"scenario": NAME, "full": ctx.full, "clock": clock.as_dict(),
-                                          "machine": ctx.info, "model": case, "results": results})
+                                          "machine": ctx.info, "model": case, "results": results,
+                                          "goals": goals(results)})
     plots = plot(results, out, stem) if ctx.option("plots", True) else []
     text = render(results, case, ctx, clock, plots)
     (out / f"{stem}.md").write_text(text)
     return {"name": NAME, "title": TITLE, "markdown": f"{stem}.md", "plots": plots,
             "written": [f"{stem}.md", f"{stem}.json"] + plots,
-            "headline": table_lines(results), "seconds": clock.seconds}
+            "headline": goal_lines(goals(results), READ_NOTE) + table_lines(results), "seconds": clock.seconds}
 
 
 def _progress_text(res: Dict[str, Any]) -> str:
@@ -346,7 +429,8 @@ def _progress_text(res: Dict[str, Any]) -> str:
 
 
 def _add_overheads(results: Dict[str, Dict[str, Any]]) -> None:
-    """``added_s``: logging time attributable to histograms; ``ratio``: vs histgpu's counterpart."""
+    """``added_s``: logging time attributable to histograms; ``ratio``: vs histgpu's counterpart;
+    ``read_ratio``: added time / one threaded read of the same parameters (same process)."""
     base = results.get("keras_no_hist", {})
     base_s = base.get("median_s") if base.get("status") == "ok" else None
     for name, res in results.items():
@@ -357,6 +441,10 @@ def _add_overheads(results: Dict[str, Dict[str, Any]]) -> None:
                 res["added_s"] = max(res["median_s"] - base_s, 0.0)
         else:
             res["added_s"] = res["median_s"]
+        if res.get("added_s") is not None and res.get("read_s"):
+            res["read_ratio"] = res["added_s"] / res["read_s"]
+        if res.get("added_s") is not None and res.get("chunked_read_s"):
+            res["chunked_ratio"] = res["added_s"] / res["chunked_read_s"]
     for name, res in results.items():
         ref = results.get(VARIANTS[name].baseline or "", {})
         if res.get("status") == "ok" and ref.get("status") == "ok":
@@ -365,25 +453,66 @@ def _add_overheads(results: Dict[str, Dict[str, Any]]) -> None:
                 res["ratio"] = mine / theirs
 
 
+def goals(results: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Issue 14's goals, measured: each a ratio with its target and whether it is met."""
+    out = []
+    for label, name, ref, target in GOALS:
+        res = results.get(name, {})
+        value = None
+        if res.get("status") == "ok":
+            if ref == "read":
+                value = res.get("read_ratio")
+            else:
+                # Two processes minutes apart: each added time is taken relative to its own
+                # process's read first, so that a change of the machine's load between them cancels.
+                other = results.get(ref, {})
+                if other.get("status") == "ok" and other.get("read_ratio") and res.get("read_ratio") is not None:
+                    value = res["read_ratio"] / other["read_ratio"]
+        out.append({"goal": label, "variant": name, "against": ref, "target": target, "value": value,
+                    "met": None if value is None else value <= target})
+    return out
+
+
+def goal_lines(rows: List[Dict[str, Any]], ref_note: str) -> List[str]:
+    body = []
+    for g in rows:
+        against = "one read" if g["against"] == "read" else VARIANTS[g["against"]].label
+        met = "-" if g["met"] is None else ("met" if g["met"] else "**not met**")
+        body.append([g["goal"], against, rep.fmt_ratio(g["value"]), f"≤ {g['target']:g}×", met])
+    return rep.table(["goal", "against", "measured", "target", ""], body, "llrrl") + ["", ref_note, ""]
+
+
 def table_lines(results: Dict[str, Dict[str, Any]]) -> List[str]:
     rows = []
     for name, res in results.items():
         v = VARIANTS[name]
         label = f"**{v.label}**" if name.startswith("histgpu") else v.label
         if res.get("status") != "ok":
-            rows.append([label, res.get("note", res.get("status", "?")), "-", "-", "-", "-"])
+            rows.append([label, res.get("note", res.get("status", "?")), "-", "-", "-", "-", "-", "-", "-"])
             continue
         added = res.get("added_s")
         rows.append([
             label,
             rep.fmt_time(res["median_s"]),
             rep.fmt_time(added) if added is not None else "(baseline)",
+            rep.fmt_time(res.get("read_s")),
+            rep.fmt_ratio(res.get("read_ratio")) if added is not None else "-",
+            rep.fmt_ratio(res.get("chunked_ratio")) if added is not None else "-",
             rep.fmt_ratio(res.get("ratio")) if v.baseline else "-",
             rep.fmt_bytes(res["extra_peak_bytes"]),
             rep.fmt_time(res["train_step_s"]),
         ])
-    return rep.table(["variant", "logging step (median)", "added by histograms", "histgpu is × faster",
-                      "extra peak memory", "training step"], rows) + [""]
+    return rep.table(["variant", "logging step (median)", "added by histograms", "one read (same process)",
+                      "added / read", "added / chunked read", "histgpu is × faster", "extra peak memory",
+                      "training step"], rows) + [""]
+
+
+READ_NOTE = ("“One read”: `np.max` of every parameter tensor, the tensors shared out over one thread per core, "
+             "measured in the same process right after each logging step (median) — the 1× of issue 14's goals. "
+             "Gradients against weights only: the two callbacks' added / read ratios divided (each run is measured "
+             "against its own read, so a change of load between the two processes cancels). “Chunked read”: the "
+             "same memory read by one task per core, each over its share of the tensors (no per-tensor pool "
+             "cost; faster, so its ratios are larger).")
 
 
 def render(results: Dict[str, Dict[str, Any]], case: Dict[str, Any], ctx: Context, clock: rep.ScenarioClock,
@@ -401,13 +530,32 @@ def render(results: Dict[str, Dict[str, Any]], case: Dict[str, Any], ctx: Contex
         f"{case['steps']} logging steps per variant, the first a warm-up; median of the rest. Keras: one logging "
         f"step per epoch of {TRAIN_STEPS_PER_EPOCH} training steps (batch {BATCH}), timed around the callback's "
         "`on_epoch_end` inside `model.fit`. “Added by histograms” subtracts the epoch-end time of the callback "
-        "without histograms (Keras) — the PyTorch-style rows are all histogram work. PyTorch-style model: "
-        + (", ".join(models) or "-") + ".",
+        "without histograms (Keras) — the PyTorch-style and TensorFlow-writer rows are all histogram work. "
+        "PyTorch-style model: " + (", ".join(models) or "-") + ".",
+        "",
+        "## Goals (issue 14)",
         "",
     ]
+    lines += goal_lines(goals(results), READ_NOTE)
+    lines += ["## Every variant", ""]
     lines += table_lines(results)
     for p in plots:
         lines += [f"![{p}]({p})", ""]
+    labels = {n: VARIANTS[n].label for n in results}
+    prof = tc.profile_rows(results, labels)
+    if prof:
+        lines += [
+            "## Where the time goes (histgpu's profile of a logging step)",
+            "",
+            "Medians over the measured steps of the seconds histgpu spent in each phase (`histgpu._batch.PROFILE`): "
+            "input conversion (classifying the tensors, reading TensorFlow variables), compute (the engines), proto "
+            "building (Summary/Event bytes), checksum (CRC-32C framing), file I/O (the write), TensorFlow's writer "
+            "(`write_raw_pb` and `flush`: TensorFlow serializes, checksums and writes in C++). The rest of the step "
+            "is the framework's: Python around the calls, Keras' callback (its epoch scalars included), "
+            "TensorFlow's op dispatch.",
+            "",
+        ]
+        lines += rep.table(tc.PROFILE_HEAD, prof) + [""]
     notes = [f"- {VARIANTS[n].label}: {VARIANTS[n].note}" for n in results if VARIANTS[n].note]
     notes += [f"- {VARIANTS[n].label}: {r['note']}" for n, r in results.items()
               if r.get("status") == "ok" and r.get("note")]
@@ -416,6 +564,8 @@ def render(results: Dict[str, Dict[str, Any]], case: Dict[str, Any], ctx: Contex
                   "later steps reuse what the first one took; memory TF had pooled during training is not seen).")
     notes.append("- The training step is shown for scale (2 cores, batch 32): how many training steps one logging "
                   "step costs.")
+    notes.append("- Each variant runs in its own process, one after another: ratios within a row (a variant and "
+                  "its own read) are what the goals use; rows measured minutes apart drift with the machine's load.")
     lines += ["## Notes", ""] + notes + [""]
     return "\n".join(lines)
 

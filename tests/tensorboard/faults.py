@@ -2,7 +2,7 @@
 TFRecord files, and a check of whether a file is still open in this process.
 
 The simulated disk works at the operating-system boundary that histgpu's event file uses
-(``os.open``/``os.write``), so it runs everywhere; the tmpfs needs ``mount`` (root) and skips
+(``os.open``/``os.write``/``os.writev``), so it runs everywhere; the tmpfs needs ``mount`` (root) and skips
 with the reason where that is not permitted.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 
 class FullDisk:
-    """A filesystem of `capacity` bytes under `root`, enforced on ``os.write``.
+    """A filesystem of `capacity` bytes under `root`, enforced on ``os.write`` and ``os.writev``.
 
     Files opened under `root` through ``os.open`` count against the capacity (by their size on
     disk, so truncation frees space). A write that does not fit writes what does (a short
@@ -36,6 +36,8 @@ class FullDisk:
         self._real_write = os.write
         monkeypatch.setattr(os, "open", self._open)
         monkeypatch.setattr(os, "write", self._write)
+        if hasattr(os, "writev"):
+            monkeypatch.setattr(os, "writev", self._writev)
 
     def used(self) -> int:
         return sum(os.path.getsize(p) for p in self.paths if os.path.exists(p))
@@ -64,6 +66,9 @@ class FullDisk:
             self.enospc += 1
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return self._real_write(fd, bytes(data[:room]))
+
+    def _writev(self, fd, buffers):
+        return self._write(fd, b"".join(bytes(b) for b in buffers))
 
 
 @contextlib.contextmanager
