@@ -34,7 +34,6 @@ __all__ = [
     "field_bytes",
     "histogram_proto_bytes",
     "value_bytes",
-    "framed_histogram_value",
     "summary_bytes",
     "event_bytes",
     "histogram_metadata_bytes",
@@ -243,12 +242,17 @@ _F64_ZERO = bytes(8)
 _HISTO_KEYS = (b"\x09", b"\x11", b"\x19", b"\x21", b"\x29")
 
 
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+
+
 def varint(n: int) -> bytes:
     """Protobuf's base-128 varint of `n` (negative int64 values as their 64-bit two's complement)."""
     if n < 0:
         n += 1 << 64
     if n < 0x80:
-        return bytes((n,))
+        return _ONE_BYTE[n]
+    if n < 0x4000:  # the lengths of a histogram's fields: no loop
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -275,32 +279,6 @@ def histogram_proto_bytes(mn: float, mx: float, num: float, total: float, total_
     if counts:
         parts.append(field_bytes(b"\x3a", counts))
     return b"".join(parts)
-
-
-_HISTO_HEAD = struct.Struct("<BdBdBdBdBd")
-
-
-def _varint_len(n: int) -> int:
-    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else len(varint(n))
-
-
-def framed_histogram_value(tag: bytes, mn: float, mx: float, num: float, total: float, total_squares: float,
-                           limits: Any, counts: Any) -> bytes:
-    """``Summary.value`` entry (field 1 of ``Summary``, framed) of ``Value(tag=tag,
-    histo=HistogramProto(...))``, joined in one copy; `limits`/`counts`: little-endian float64
-    buffers (bytes, memoryviews or arrays), both non-empty."""
-    if mn and mx and num and total and total_squares:  # no field to leave out (-0.0 is falsy too)
-        head = _HISTO_HEAD.pack(0x09, mn, 0x11, mx, 0x19, num, 0x21, total, 0x29, total_squares)
-    else:
-        head = histogram_proto_bytes(mn, mx, num, total, total_squares, b"", b"")
-    nl, nc = memoryview(limits).nbytes, memoryview(counts).nbytes
-    ll, lc = varint(nl), varint(nc)
-    histo_len = len(head) + 2 + len(ll) + nl + len(lc) + nc
-    lh = varint(histo_len)
-    lt = varint(len(tag))
-    value_len = 1 + len(lt) + len(tag) + 1 + len(lh) + histo_len
-    return b"".join((b"\x0a", varint(value_len), b"\x0a", lt, tag, b"\x2a", lh, head, b"\x32", ll, limits, b"\x3a", lc,
-                     counts))
 
 
 def value_bytes(tag: bytes, *, histo: Optional[bytes] = None, tensor: Optional[bytes] = None,

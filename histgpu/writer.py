@@ -26,7 +26,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 import histgpu
-from histgpu import _batch, _cuda_async, _engine, _input_device, _options
+from histgpu import _batch, _cpu, _cuda_async, _engine, _input_device, _options
 from histgpu import _torch_layout as _tl
 from histgpu import proto as _proto
 from histgpu._event_file import EventFile, EventJob, EventQueue, finalize_queue
@@ -165,36 +165,23 @@ def _torch_entries(tags: List[str], views: List[Any], results: List[Any], spec: 
     :func:`histgpu._torch_layout.torch_proto`'s rules: numpy's bins over PyTorch's default
     edges are v1 buckets 2 .. len - 2, and the proto holds the support of the counts, which
     runs from the bucket of the minimum to the bucket of the maximum (docs/semantics.md §1.3.2:
-    a value's bucket is the first limit above it)."""
-    edges = memoryview(np.ascontiguousarray(_tl.default_bins(), dtype="<f8").tobytes())
-    limits = _engine.v1_limits()
-    stats = [r.stats for r in results]
-    # min, max, num, sum, sum_squares, non-finite values: fetched once from the results
-    fields = [(s.min, s.max, float(s.num), r.sum, r.sum_squares, s.nan + s.posinf + s.neginf)
-              for r, s in zip(results, stats)]
-    first = np.searchsorted(limits, [f[0] for f in fields], side="right").tolist()
-    last = np.searchsorted(limits, [f[1] for f in fields], side="right").tolist()
+    a value's bucket is the first limit above it). The common case is built in C++
+    (core/summary_bytes.cpp); a support reaching the outermost limits, no finite value or
+    ``max_bins`` take the general path."""
+    if spec.max_bins is not None:
+        built: List[Optional[bytes]] = [None] * len(results)
+    else:
+        built = _cpu.torch_layout_values(tags, results)
     out: List[bytes] = [b""] * len(results)
     slow: List[int] = []
-    top = len(limits) - 1  # v1's last bucket holds values >= the last edge (numpy: only == counts)
-    framed = _proto.framed_histogram_value
-    if spec.max_bins is not None:
-        slow = list(range(len(results)))
-    for j in range(len(results) if not slow else 0):
-        start, end = first[j], last[j] + 1
-        mn, mx, num, total, squares, bad = fields[j]
-        if not num or start < 2 or end > top:
-            slow.append(j)  # below the first edge, at or above the last, empty
-            continue
-        c = results[j].counts
-        if not (c[start] and c[end - 1]):  # never: min and max lie in these buckets
+    any_bad = not isinstance(results, _batch.Results) or any(results.nonfinite)
+    for j, value in enumerate(built):
+        if value is None:
             slow.append(j)
-            continue
-        # The bin before the first non-empty one carries the leftmost edge; when numpy's first
-        # bin is the first non-empty one, that is v1 bucket 1 (below the first edge), empty.
-        value = framed(tags[j].encode("utf-8"), mn, mx, num, total, squares, edges[(start - 2) * 8:(end - 1) * 8],
-                       c[start - 1:end].astype("<f8"))
-        out[j] = value + _companions(tags[j], stats[j]) if bad else value
+        elif any_bad and (s := results[j].stats).nan + s.posinf + s.neginf:
+            out[j] = value + _companions(tags[j], s)
+        else:
+            out[j] = value
     if slow:
         engine = _engine.engine_for("cpu", None, _options.num_threads(None))  # type: ignore[arg-type]
         for j in sorted(slow):

@@ -28,7 +28,6 @@ result.
 from __future__ import annotations
 
 import importlib.util
-import statistics
 import tempfile
 import time
 import warnings

@@ -168,7 +168,7 @@ def _keras_model(named: List[Tuple[str, Any]], layers: int) -> Any:
     blocks = [Holder([(n.rsplit(".", 2)[-2] + "_" + n.rsplit(".", 1)[-1] if n.startswith("layers.") else n.replace(".", "_"),
                        a.shape, a.dtype.name) for n, a in items], name=g) for g, items in groups.items()]
     model = keras.Sequential([keras.Input((1,))] + blocks)
-    for block, (g, items) in zip(blocks, groups.items()):
+    for block, items in zip(blocks, groups.values()):
         for w, (_, a) in zip(block.weights, items):
             w.assign(a)
     return model

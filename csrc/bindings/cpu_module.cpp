@@ -12,6 +12,7 @@
 #include "core/fp_env.hpp"
 #include "core/histogram.hpp"
 #include "core/numpy_bins.hpp"
+#include "core/summary_bytes.hpp"
 #include "core/thresholds.hpp"
 #include "cpu/engine.hpp"
 #include "cuda/engine.hpp"
@@ -109,6 +110,15 @@ PYBIND11_MODULE(_cpu, m) {
   auto cpu_engine = bindings::bind_engine<cpu::CpuEngine>(m, "CpuEngine", "The multi-threaded CPU engine.");
   cpu_engine.def(py::init<int, const std::string&>(), py::arg("threads"), py::arg("isa") = "",
                  "isa: 'baseline', 'avx2', 'avx512' or '' (the best this CPU runs).");
+  cpu_engine.def(
+      "v1_many",
+      [](cpu::CpuEngine& e, const std::vector<StridedView>& views) {
+        py::gil_scoped_release nogil;
+        const IeeeArithmetic ieee;
+        return e.v1_many(views);
+      },
+      py::arg("views"),
+      "v1 of many views in one call (the GIL released once; tensors shared out over the threads), in input order.");
   bindings::bind_cpu_arrays(cpu_engine, m);
 
   bindings::bind_engine<cuda::EmulatedCudaEngine>(
@@ -189,6 +199,22 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("dtype_table", &dtype_table,
         "Every dtype the engines read: (code, name, itemsize, kernel bits, dlpack code, dlpack bits).");
   m.def("v1_limits", [] { return to_numpy(v1_default_limits()); }, "TensorFlow's default v1 bucket limits.");
+  m.def(
+      "torch_layout_values",
+      [](const std::vector<std::string>& tags, const std::vector<const V1Result*>& results) {
+        if (tags.size() != results.size()) throw std::invalid_argument("histgpu: one tag per result expected");
+        py::list out;
+        for (std::size_t i = 0; i < tags.size(); ++i) {
+          if (results[i] == nullptr) throw std::invalid_argument("histgpu: a result is None");
+          const std::optional<std::string> v = torch_layout_value(tags[i], *results[i]);
+          if (v) out.append(py::bytes(*v));
+          else out.append(py::none());
+        }
+        return out;
+      },
+      py::arg("tags"), py::arg("results"),
+      "Each V1Result as the framed Summary value PyTorch writes for bins='tensorflow' (tags: str), or None "
+      "where the general path must build it (no finite value, a support reaching the outermost limits).");
   m.def("v1_sizes",
         [] {
           const V1Sizes s = v1_sizes();

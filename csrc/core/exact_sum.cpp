@@ -126,10 +126,15 @@ template <class K> void ExactBins<K>::fold_squares() {
 }
 
 template <class K> void ExactBins<K>::fold_into(BigFixed& sum_out, BigFixed& sumsq_out) const {
-  ExactBins copy = *this;
-  copy.fold_squares();
-  for (int e = 0; e < kBins; ++e) sum_out.add(sum[e], e - kLsbBias);
-  sumsq_out.add(copy.folded_sumsq);
+  // fold_squares' splitting, straight into sumsq_out (no copy of the bins).
+  for (int e = 0; e < kBins; ++e) {
+    sum_out.add(sum[e], e - kLsbBias);
+    if (const uint128 v = sumsq[e]) {
+      sumsq_out.add(static_cast<int128>(v >> 1), 2 * (e - kLsbBias) + 1);
+      sumsq_out.add(static_cast<int128>(v & 1), 2 * (e - kLsbBias));
+    }
+  }
+  sumsq_out.add(folded_sumsq);
 }
 
 template struct ExactBins<float>;

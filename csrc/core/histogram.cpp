@@ -91,7 +91,8 @@ V2Result assemble_v2(const StridedView& view, std::int64_t k, const RangeStats& 
     return r;
   }
   if (counts.size() != static_cast<std::size_t>(k)) throw std::logic_error("histgpu: an engine returned the wrong number of counts");
-  for (auto& c : counts) c = times(c, view.multiplicity);
+  if (view.multiplicity != 1)
+    for (auto& c : counts) c = times(c, view.multiplicity);
   r.counts = std::move(counts);
   return r;
 }
@@ -186,8 +187,8 @@ V1Raw repeated_v1(Engine& engine, const StridedView& view) {
   std::vector<std::uint64_t> patterns;
   V1Raw raw = engine.count_patterns(view, patterns) ? patterns_v1(view.dtype, patterns) : engine.v1(view);
   raw.stats = repeat_stats(raw.stats, view.multiplicity);
-  for (auto& c : raw.counts) c = times(c, view.multiplicity);
   if (view.multiplicity != 1) {
+    for (auto& c : raw.counts) c = times(c, view.multiplicity);
     raw.sum.mul(view.multiplicity);
     raw.sumsq.mul(view.multiplicity);
   }

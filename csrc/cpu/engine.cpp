@@ -224,10 +224,12 @@ template <class K> V1Raw v1_impl(const StridedView& v, const KernelTable& kt, in
   CountArgs<K> args;
   args.thresholds = thresholds.data();
   args.nb = static_cast<std::int32_t>(thresholds.size() - 2);
-  args.lanes = 2;  // two counter copies: with four (50 KiB) the counters no longer stay in L1
+  const std::uint64_t n = v.size();
+  // Two counter copies (with four, 50 KiB, the counters no longer stay in L1); one for a small
+  // tensor, where zeroing and adding up a second copy costs more than it saves.
+  args.lanes = n >= (1u << 14) ? 2 : 1;
   args.guess_table = v1_guess_table<K>().data();
   args.guess_table32 = guess32.data();
-  const std::uint64_t n = v.size();
   const std::size_t stride = static_cast<std::size_t>(args.nb) + 1;
   const std::size_t per_thread = static_cast<std::size_t>(args.lanes) * stride;
   const int nt = threads_for(n, threads, kMinPerThreadCount, 0);
@@ -314,6 +316,7 @@ void count_patterns_range(const StridedView& v, const KernelTable& kt, std::uint
 
 void fold_fast_bins(V1Acc<float>& acc) {
   FastExactBinsF32& f = acc.fast;
+  if (f.pending == 0) return;  // nothing was added since the last fold
   for (int c = 0; c < FastExactBinsF32::kCopies; ++c) {
     for (int e = 0; e < 256; ++e) {
       acc.sums.sum[e] += f.sum[c][e];
@@ -387,33 +390,56 @@ std::uint64_t CpuEngine::read_all(const StridedView& view) {
   return x;
 }
 
-std::vector<V2Result> CpuEngine::v2_many(const std::vector<BatchItem>& items) {
-  std::vector<V2Result> out(items.size());
-  // Large tensors one after the other, each split across every thread; the small ones after
-  // them, each counted whole by one thread (one engine of one thread: the same results).
+namespace {
+
+// results[i] = one(engine, i) for every tensor i of a batch: a tensor of at least `whole`
+// values is split across every thread (the engine `all`), one after another; the rest are
+// handed out whole, largest first (so that the last one taken is a small one and no thread
+// waits long for another), to the threads, each counting with a one-thread engine. Every
+// result equals the per-tensor call's: results do not depend on the thread count.
+template <class R, class One>
+std::vector<R> across_tensors(CpuEngine& all, std::int64_t pattern_min16, const std::vector<std::uint64_t>& sizes,
+                              One one) {
+  std::vector<R> out(sizes.size());
+  const int threads = all.threads();
+  const std::uint64_t whole = 4 * kMinPerThreadCount;
   std::vector<std::size_t> small;
   std::uint64_t small_total = 0;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const std::uint64_t n = items[i].view.size();
-    if (threads_ > 1 && n >= 4 * kMinPerThreadCount) {
-      out[i] = histogram_v2(*this, items[i].view, items[i].k);
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    if (threads > 1 && sizes[i] >= whole) {
+      out[i] = one(all, i);
     } else {
       small.push_back(i);
-      small_total += n;
+      small_total += sizes[i];
     }
   }
   if (small.empty()) return out;
-  CpuEngine single(1, k_);
-  single.pattern_min16_ = pattern_min16_;
-  const int nt = std::min<int>(threads_for(small_total, threads_, kMinPerThreadCount, 0), static_cast<int>(small.size()));
+  std::stable_sort(small.begin(), small.end(), [&](std::size_t a, std::size_t b) { return sizes[a] > sizes[b]; });
+  CpuEngine single(1, all.kernels());
+  single.set_pattern_min16(pattern_min16);
+  const int nt = std::min<int>(threads_for(small_total, threads, kMinPerThreadCount, 0), static_cast<int>(small.size()));
   std::atomic<std::size_t> next{0};
   run_participants(nt, [&](int) {
-    for (std::size_t j; (j = next.fetch_add(1, std::memory_order_relaxed)) < small.size();) {
-      const BatchItem& it = items[small[j]];
-      out[small[j]] = histogram_v2(single, it.view, it.k);
-    }
+    for (std::size_t j; (j = next.fetch_add(1, std::memory_order_relaxed)) < small.size();) out[small[j]] = one(single, small[j]);
   });
   return out;
+}
+
+}  // namespace
+
+std::vector<V2Result> CpuEngine::v2_many(const std::vector<BatchItem>& items) {
+  std::vector<std::uint64_t> sizes(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) sizes[i] = items[i].view.size();
+  return across_tensors<V2Result>(*this, pattern_min16_, sizes, [&](CpuEngine& e, std::size_t i) {
+    return histogram_v2(e, items[i].view, items[i].k);
+  });
+}
+
+std::vector<V1Result> CpuEngine::v1_many(const std::vector<StridedView>& views) {
+  std::vector<std::uint64_t> sizes(views.size());
+  for (std::size_t i = 0; i < views.size(); ++i) sizes[i] = views[i].size();
+  return across_tensors<V1Result>(*this, pattern_min16_, sizes,
+                                  [&](CpuEngine& e, std::size_t i) { return histogram_v1(e, views[i]); });
 }
 
 }  // namespace histgpu::cpu

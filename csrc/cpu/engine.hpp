@@ -21,6 +21,8 @@ class CpuEngine final : public Engine {
   // Small tensors are handed out whole to the threads (one thread per tensor at a time), large
   // ones are split across all threads one after the other.
   std::vector<V2Result> v2_many(const std::vector<BatchItem>& items) override;
+  // v1 of many views the same way (results identical to one histogram_v1 call per view).
+  std::vector<V1Result> v1_many(const std::vector<StridedView>& views);
 
   // Reads every byte of a contiguous view once, with the threads and chunks every pass uses:
   // the read ceiling of the benchmarks (returns an exclusive-or of the data).

@@ -54,7 +54,7 @@ struct FastExactBinsF32 {
   static constexpr std::uint32_t kFoldEvery = 1u << 16;  // adds; squares stay below 2^64
   std::int64_t sum[kCopies][256] = {};
   std::uint64_t sumsq[kCopies][256] = {};
-  std::uint32_t pending = 0;
+  std::uint32_t pending = 0;  // values added since the last fold (0: every bin is zero)
 };
 
 template <class K> struct V1Acc {

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 import histgpu
-from histgpu import _batch, _engine
+from histgpu import _batch, _cpu, _engine
 from histgpu import _input as _in
 from histgpu import proto as P
 from histgpu.writer import SummaryWriter
@@ -53,10 +53,45 @@ def test_histogram_proto_bytes_are_protobufs(mn, mx, num, total, squares, limits
                                        bucket_limit=limits, bucket=counts)
     lb, cb = np.array(limits, "<f8").tobytes(), np.array(counts, "<f8").tobytes()
     assert P.histogram_proto_bytes(mn, mx, num, total, squares, lb, cb) == proto.SerializeToString()
-    if limits and counts:
-        value = summary_pb2.Summary.Value(tag="t/é", histo=proto)
-        framed = summary_pb2.Summary(value=[value]).SerializeToString()
-        assert P.framed_histogram_value("t/é".encode(), mn, mx, num, total, squares, lb, cb) == framed
+
+
+def _torch_layout_oracle(tag: str, r: Any) -> bytes:
+    """protobuf's bytes of the Summary holding PyTorch's bins="tensorflow" value of a V1Result."""
+    limits = _engine.v1_limits()
+    start = int(np.searchsorted(limits, r.stats.min, side="right"))
+    end = int(np.searchsorted(limits, r.stats.max, side="right")) + 1
+    proto = summary_pb2.HistogramProto(min=r.stats.min, max=r.stats.max, num=float(r.stats.num), sum=r.sum,
+                                       sum_squares=r.sum_squares, bucket_limit=limits[start - 1:end].tolist(),
+                                       bucket=r.counts[start - 1:end].astype(float).tolist())
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, histo=proto)]).SerializeToString()
+
+
+finite_doubles = st.floats(min_value=-1e19, max_value=1e19, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(finite_doubles, st.sampled_from([0.0, -0.0, 5e-324, 1e-300, -1e-13]),
+                          st.sampled_from([math.nan, math.inf, -math.inf])), min_size=1, max_size=60),
+       st.text(min_size=1, max_size=200))
+def test_torch_layout_values_are_protobufs(values, tag):
+    """The C++ builder of PyTorch-layout values (core/summary_bytes.cpp) against protobuf."""
+    r = _engine.cpu_engine(1).v1(_batch.host_views([np.array(values)])[0].engine_view())
+    got = _cpu.torch_layout_values([tag], [r])[0]
+    if r.stats.num == 0:
+        assert got is None  # no finite value: the general path's empty histogram
+    else:
+        assert got == _torch_layout_oracle(tag, r)
+
+
+def test_torch_layout_values_leave_the_outer_limits_to_the_general_path():
+    e = _engine.cpu_engine(1)
+    big = [e.v1(_batch.host_views([np.array(v)])[0].engine_view()) for v in ([1e21, 1.0], [-1e21], [2.0, -3.0])]
+    got = _cpu.torch_layout_values(["a", "b", "c"], big)
+    assert got[0] is None and got[1] is None and got[2] == _torch_layout_oracle("c", big[2])
+    with pytest.raises(ValueError, match="one tag per result"):
+        _cpu.torch_layout_values(["a"], big)
+    with pytest.raises((TypeError, ValueError)):
+        _cpu.torch_layout_values(["a"], [None])
 
 
 @settings(max_examples=200, deadline=None)
@@ -273,21 +308,6 @@ def test_batch_results_equal_one_call_per_tensor(threads):
         assert np.array_equal(b.counts, one.counts) and (b.sum, b.sum_squares) == (one.sum, one.sum_squares)
 
 
-def test_batch_error_raised_after_every_worker_is_done(monkeypatch):
-    views = _batch.host_views([rng.standard_normal(100_000) for _ in range(8)])
-    calls = []
-
-    def count(engine, view):
-        calls.append(view)
-        if len(calls) == 3:
-            raise RuntimeError("boom")
-        return view
-
-    with pytest.raises(RuntimeError, match="boom"):
-        _batch._run(views, count, 2)
-    assert len(calls) == 8  # the other workers went on; nothing is left running
-
-
 def test_batch_profile_phases(tmp_path):
     _batch.PROFILE = {}
     try:
@@ -349,12 +369,18 @@ def test_host_views_are_classifys_views():
     values = [np.arange(12.0).reshape(3, 4), np.arange(12.0).reshape(3, 4)[:, ::2], np.ones((1, 5, 1), np.float32),
               np.array(2.5), np.zeros(0), np.arange(5, dtype=">i4"), np.broadcast_to(np.ones(3), (4, 3)),
               (rng.standard_normal(7)).astype(ml_dtypes.bfloat16), [1, 2, 3], 4.0, np.array([True, False]),
-              torch.arange(6.0).reshape(2, 3), torch.ones(4, dtype=torch.bfloat16)]
+              torch.arange(6.0).reshape(2, 3), torch.ones(4, dtype=torch.bfloat16),
+              torch.nn.Parameter(torch.randn(3, 4)), torch.arange(12.0).reshape(3, 4).t(),
+              torch.arange(10, dtype=torch.int16)[2:7], torch.ones(3, dtype=torch.bool), torch.tensor(1.5),
+              torch.arange(8.0, dtype=torch.float64).reshape(2, 2, 2)[:, 1]]
     for value, view in zip(values, _batch.host_views(values)):
         want = _in.classify(value)
         fields = ("code", "shape", "strides", "multiplicity", "size")
         assert [getattr(view, f) for f in fields] == [getattr(want, f) for f in fields], value
         if isinstance(value, np.ndarray) and value.dtype.isnative:
             assert view.ptr == want.ptr
+        if isinstance(value, torch.Tensor):
+            assert view.ptr == want.ptr == value.data_ptr(), value  # in place, storage offset included
+            assert histgpu.compute(value).counts.tolist() == histgpu.compute(_in.host_array(value)).counts.tolist()
     with pytest.raises(TypeError):
         _batch.host_views([np.array(["a"])])
