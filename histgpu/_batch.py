@@ -147,6 +147,7 @@ class Results(list):
 
 
 def _with_totals(results: List[Any]) -> Results:
+    """`results` as :class:`Results`, their non-finite values added up."""
     out = Results(results)
     nan = posinf = neginf = 0
     for r in out:
@@ -177,15 +178,7 @@ def v1_results(views: Sequence[_in.HostView], threads: Optional[int] = None) -> 
 
 def apply_policy(mode: str, results: Sequence[Any], stacklevel: int = 3) -> None:
     """The non-finite policy once for a whole batch (one warning, or ``ValueError``)."""
-    if isinstance(results, Results):
-        nan, posinf, neginf = results.nonfinite
-    else:
-        nan = posinf = neginf = 0
-        for r in results:
-            s = r.stats
-            if s.nan or s.posinf or s.neginf:
-                nan += s.nan
-                posinf += s.posinf
-                neginf += s.neginf
+    totals = results if isinstance(results, Results) else _with_totals(list(results))
+    nan, posinf, neginf = totals.nonfinite
     if nan or posinf or neginf:
         _options.apply_nonfinite_policy(mode, nan, posinf, neginf, stacklevel=stacklevel + 1)
